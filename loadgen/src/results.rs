@@ -1,0 +1,450 @@
+//! The result schema: what one run measured, and what `results.json` holds.
+//!
+//! This is the single source for every export format (JSON, Markdown, CSV, `.hgrm`, HTML).
+//! Field names are stable and documented in the README; units are in the names
+//! (`_us` microseconds, `_ms` milliseconds, `_bytes`, `_seconds`). Derived views (ratios to push,
+//! the polling model) are computed when rendering, never stored here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+use crate::scenario::{Scenario, StrategySpec};
+
+/// Bump when a field changes meaning or disappears (adding fields does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Highest latency a histogram tracks: 10 minutes in microseconds. Longer values saturate.
+pub const HISTOGRAM_MAX_US: u64 = 600_000_000;
+/// Significant decimal digits kept by every latency histogram.
+pub const HISTOGRAM_SIGFIGS: u8 = 3;
+
+/// A new empty latency histogram in microseconds (1 µs .. 10 min, 3 significant digits).
+pub fn new_latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_SIGFIGS)
+        .expect("constant histogram bounds are valid")
+}
+
+/// The content of `results.json`: one scenario, the machine, and every run made under it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub tool: ToolInfo,
+    pub machine: Machine,
+    pub scenario: Scenario,
+    /// Seconds since the Unix epoch when the run or sweep started (a label, not used in maths).
+    pub started_unix: u64,
+    pub runs: Vec<RunResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    pub git_commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub memory_bytes: Option<u64>,
+    pub os: String,
+    pub kernel: Option<String>,
+    pub cpu_model: Option<String>,
+}
+
+/// Everything one strategy run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunResult {
+    /// `poll@1s`, `socketio`, … (the strategy spec's label; unique within a sweep).
+    pub label: String,
+    pub strategy: StrategySpec,
+    /// Where the server under test was: `spawned` (child process) or the target URL.
+    pub target: String,
+    pub outcome: Outcome,
+    pub timings: Timings,
+    pub clients: ClientCounts,
+    pub latency: LatencyResult,
+    pub delivery: Delivery,
+    pub traffic: Traffic,
+    pub schedule: ScheduleStats,
+    pub resources: Resources,
+    /// True when any warning says the generator, not the server, may have limited the numbers.
+    pub saturated: bool,
+    pub warnings: Vec<Warning>,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Completed,
+    /// Ctrl-C: the numbers cover what was measured until then.
+    Interrupted,
+    /// The server under test stopped answering or exited mid-run.
+    ServerDied {
+        detail: String,
+    },
+    Failed {
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub connect_ms: f64,
+    pub warmup_ms: f64,
+    pub measure_ms: f64,
+    pub drain_ms: f64,
+    pub total_ms: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClientCounts {
+    pub planned: u64,
+    pub connected: u64,
+    pub failed: u64,
+}
+
+/// Delivery latency per (message, receiver), plus the fan-out completion time per message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LatencyResult {
+    /// From the *intended* send time (coordinated-omission corrected): the headline number.
+    pub corrected: LatencyStats,
+    /// From the instant the POST actually started.
+    pub uncorrected: LatencyStats,
+    /// Per message: from intended send time until the last receiver had it.
+    pub fanout: LatencyStats,
+    /// HdrHistogram V2 deflate, base64: corrected latencies in µs.
+    pub histogram_corrected: EncodedHistogram,
+    pub histogram_uncorrected: EncodedHistogram,
+    pub histogram_fanout: EncodedHistogram,
+}
+
+/// Summary of one latency histogram, in microseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub min_us: u64,
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub p999_us: u64,
+    pub max_us: u64,
+    pub mean_us: f64,
+    pub stdev_us: f64,
+}
+
+impl LatencyStats {
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return LatencyStats::default();
+        }
+        LatencyStats {
+            count: h.len(),
+            min_us: h.min(),
+            p50_us: h.value_at_quantile(0.50),
+            p90_us: h.value_at_quantile(0.90),
+            p99_us: h.value_at_quantile(0.99),
+            p999_us: h.value_at_quantile(0.999),
+            max_us: h.max(),
+            mean_us: h.mean(),
+            stdev_us: h.stdev(),
+        }
+    }
+}
+
+/// A histogram serialized with HdrHistogram's V2 deflate format, base64 encoded, so reports can
+/// be re-rendered (percentile plots, `.hgrm`) from `results.json` alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EncodedHistogram(pub String);
+
+/// Why a stored histogram could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramCodecError {
+    #[error("histogram is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("histogram is not a valid HdrHistogram V2 encoding: {0:?}")]
+    Decode(hdrhistogram::serialization::DeserializeError),
+    #[error("histogram could not be encoded: {0:?}")]
+    Encode(hdrhistogram::serialization::V2DeflateSerializeError),
+}
+
+impl EncodedHistogram {
+    pub fn encode(h: &Histogram<u64>) -> Result<Self, HistogramCodecError> {
+        let mut buf = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(h, &mut buf)
+            .map_err(HistogramCodecError::Encode)?;
+        Ok(EncodedHistogram(
+            base64::engine::general_purpose::STANDARD.encode(buf),
+        ))
+    }
+
+    pub fn decode(&self) -> Result<Histogram<u64>, HistogramCodecError> {
+        if self.0.is_empty() {
+            return Ok(new_latency_histogram());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(&self.0)?;
+        Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(HistogramCodecError::Decode)
+    }
+}
+
+/// Did every receiver get every measured message exactly once, in order?
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Probes whose intended send time fell in the measured window and whose POST succeeded.
+    pub probes_sent: u64,
+    /// Measured probes whose POST failed (not expected at receivers).
+    pub probes_failed: u64,
+    /// probes_sent × receivers connected when the probe was sent.
+    pub expected: u64,
+    /// First deliveries of expected (probe, receiver) pairs.
+    pub delivered: u64,
+    /// expected − delivered, at the end of the drain.
+    pub missing: u64,
+    /// A receiver saw the same probe again.
+    pub duplicates: u64,
+    /// A receiver saw a probe after a later probe of the same sender.
+    pub out_of_order: u64,
+}
+
+/// Requests and bytes on the wire, as counted at the generator's connections.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Traffic {
+    pub requests: Requests,
+    /// Client → server bytes: headers, bodies, frames, handshakes (receivers and senders).
+    pub bytes_up: u64,
+    /// Server → client bytes.
+    pub bytes_down: u64,
+    /// Receivers' bytes only (up + down), the cost of the strategy itself.
+    pub receiver_bytes: u64,
+    pub connections_opened: u64,
+    /// Counts over the measured window only (these feed the per-second and per-message views).
+    pub measured: TrafficWindow,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Requests {
+    /// HTTP requests made by receivers (polls, long polls, SSE and engine.io requests).
+    pub receiver_requests: u64,
+    /// Poll or long-poll answers that carried no new message.
+    pub empty_polls: u64,
+    /// `304 Not Modified` answers.
+    pub not_modified: u64,
+    /// Probe POSTs.
+    pub posts: u64,
+    /// Errors by kind (`connect`, `timeout`, `http_status`, `protocol`, `closed`, …).
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Traffic inside the measured window, for rates.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TrafficWindow {
+    pub seconds: f64,
+    pub receiver_requests: u64,
+    pub empty_polls: u64,
+    pub receiver_bytes_up: u64,
+    pub receiver_bytes_down: u64,
+    pub deliveries: u64,
+}
+
+impl TrafficWindow {
+    pub fn requests_per_second(&self) -> f64 {
+        ratio(self.receiver_requests as f64, self.seconds)
+    }
+    pub fn bytes_per_second(&self) -> f64 {
+        ratio(
+            (self.receiver_bytes_up + self.receiver_bytes_down) as f64,
+            self.seconds,
+        )
+    }
+    pub fn requests_per_delivery(&self) -> f64 {
+        ratio(self.receiver_requests as f64, self.deliveries as f64)
+    }
+    pub fn bytes_per_delivery(&self) -> f64 {
+        ratio(
+            (self.receiver_bytes_up + self.receiver_bytes_down) as f64,
+            self.deliveries as f64,
+        )
+    }
+    pub fn empty_poll_ratio(&self) -> f64 {
+        ratio(self.empty_polls as f64, self.receiver_requests as f64)
+    }
+}
+
+/// `a / b`, or NaN-free 0 when there is nothing to divide by.
+pub fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+/// Did the generator keep to its plan? (open-loop sends, fixed-schedule polls)
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScheduleStats {
+    pub planned_sends: u64,
+    pub achieved_sends: u64,
+    /// Sends that started more than 1 ms after their intended time.
+    pub late_sends: u64,
+    pub planned_polls: u64,
+    pub achieved_polls: u64,
+    /// Poll ticks skipped because the previous poll was still in flight.
+    pub skipped_polls: u64,
+}
+
+impl ScheduleStats {
+    pub fn send_ratio(&self) -> f64 {
+        if self.planned_sends == 0 {
+            1.0
+        } else {
+            self.achieved_sends as f64 / self.planned_sends as f64
+        }
+    }
+    pub fn poll_ratio(&self) -> f64 {
+        if self.planned_polls == 0 {
+            1.0
+        } else {
+            self.achieved_polls as f64 / self.planned_polls as f64
+        }
+    }
+}
+
+/// CPU and memory, of the generator and of the server, measured separately.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Resources {
+    pub generator: ProcessUsage,
+    pub server: Option<ProcessUsage>,
+    /// How the server's usage was read: `proc` (child process), `metrics` (its /metrics), `unavailable`.
+    pub server_source: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProcessUsage {
+    /// User + system CPU seconds spent during the measured window.
+    pub cpu_seconds: f64,
+    /// cpu_seconds / measured seconds × 100 (100 = one core busy).
+    pub cpu_percent: f64,
+    /// Peak resident memory over the run.
+    pub peak_rss_bytes: u64,
+}
+
+/// Something the reader must know before trusting a number; each says what to change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Warning {
+    GeneratorSaturated { cpu_percent: f64, cores: usize },
+    SendRateBelowPlan { achieved_ratio: f64 },
+    PollRateBelowPlan { achieved_ratio: f64 },
+    TooFewSamples { count: u64 },
+    ClientsFailed { failed: u64, planned: u64 },
+    MessagesLost { missing: u64, expected: u64 },
+    ServerUsageUnavailable,
+    FellBackToFullList,
+}
+
+impl Warning {
+    /// Warnings that mean the generator may have been the bottleneck.
+    pub fn is_saturation(&self) -> bool {
+        matches!(
+            self,
+            Warning::GeneratorSaturated { .. }
+                | Warning::SendRateBelowPlan { .. }
+                | Warning::PollRateBelowPlan { .. }
+        )
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::GeneratorSaturated { cpu_percent, cores } => write!(
+                f,
+                "generator used {cpu_percent:.0}% CPU of {cores} cores: latencies include its own queueing; run fewer clients or move the server to another machine"
+            ),
+            Warning::SendRateBelowPlan { achieved_ratio } => write!(
+                f,
+                "senders achieved {:.1}% of the planned rate: lower --rate or add --senders",
+                achieved_ratio * 100.0
+            ),
+            Warning::PollRateBelowPlan { achieved_ratio } => write!(
+                f,
+                "receivers achieved {:.1}% of the planned poll rate: the generator or server could not keep up; use fewer clients or a longer interval",
+                achieved_ratio * 100.0
+            ),
+            Warning::TooFewSamples { count } => write!(
+                f,
+                "only {count} latency samples: tail percentiles are not meaningful; raise --duration or --rate"
+            ),
+            Warning::ClientsFailed { failed, planned } => write!(
+                f,
+                "{failed} of {planned} clients failed to connect: check the open-file limit and the server's log, or lower --connect-rate"
+            ),
+            Warning::MessagesLost { missing, expected } => write!(
+                f,
+                "{missing} of {expected} expected deliveries never arrived: see errors; raise --drain if stragglers were still on their way"
+            ),
+            Warning::ServerUsageUnavailable => write!(
+                f,
+                "server CPU and memory unknown: the target exposes no /metrics with process_cpu_seconds_total; run without --target to measure the project's server"
+            ),
+            Warning::FellBackToFullList => write!(
+                f,
+                "target has no cursor support (no `id`, no `since`): poll fetched the whole list and deduplicated by probe"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_round_trips_through_base64() {
+        let mut h = new_latency_histogram();
+        for v in [1u64, 10, 100, 1_000, 10_000, 123_456, 5_000_000] {
+            h.record(v).expect("in range");
+        }
+        let enc = EncodedHistogram::encode(&h).expect("encode");
+        let back = enc.decode().expect("decode");
+        assert_eq!(back.len(), h.len());
+        assert_eq!(
+            LatencyStats::from_histogram(&back),
+            LatencyStats::from_histogram(&h)
+        );
+        assert!(EncodedHistogram("not base64!".into()).decode().is_err());
+        assert!(EncodedHistogram("AAAA".into()).decode().is_err());
+        assert!(
+            EncodedHistogram::default()
+                .decode()
+                .expect("empty")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn stats_of_an_empty_histogram_are_zero() {
+        assert_eq!(
+            LatencyStats::from_histogram(&new_latency_histogram()),
+            LatencyStats::default()
+        );
+    }
+
+    #[test]
+    fn warnings_serialize_with_their_kind_and_say_what_to_do() {
+        let w = Warning::PollRateBelowPlan {
+            achieved_ratio: 0.9,
+        };
+        let json = serde_json::to_string(&w).expect("json");
+        assert!(json.contains("\"kind\":\"poll_rate_below_plan\""), "{json}");
+        assert!(w.to_string().contains("90.0%"));
+        assert!(w.is_saturation());
+        assert!(!Warning::ServerUsageUnavailable.is_saturation());
+    }
+}

@@ -1,0 +1,1 @@
+//! Root package of the pushpoll workspace: owns `benches/` and cross-crate tests.
