@@ -41,6 +41,78 @@ pub struct Results {
     pub runs: Vec<RunResult>,
 }
 
+/// Why `results.json` could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsFileError {
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a pushpoll results file: {source}")]
+    Parse {
+        path: std::path::PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path} has schema version {found}; this loadgen reads version {SCHEMA_VERSION}")]
+    Version {
+        path: std::path::PathBuf,
+        found: u32,
+    },
+}
+
+impl Results {
+    /// Writes `DIR/results.json` (creating DIR), through a temporary file so a crash never
+    /// leaves a half-written file behind.
+    pub fn save(&self, dir: &std::path::Path) -> Result<std::path::PathBuf, ResultsFileError> {
+        let path = dir.join("results.json");
+        let write = |e| ResultsFileError::Write {
+            path: path.clone(),
+            source: e,
+        };
+        std::fs::create_dir_all(dir).map_err(write)?;
+        let json = serde_json::to_vec_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
+        let tmp = dir.join(".results.json.tmp");
+        std::fs::write(&tmp, json).map_err(write)?;
+        std::fs::rename(&tmp, &path).map_err(write)?;
+        Ok(path)
+    }
+
+    /// Reads `results.json` from a folder or a file path.
+    pub fn load(path: &std::path::Path) -> Result<Results, ResultsFileError> {
+        let path = if path.is_dir() {
+            path.join("results.json")
+        } else {
+            path.to_path_buf()
+        };
+        let bytes = std::fs::read(&path).map_err(|e| ResultsFileError::Read {
+            path: path.clone(),
+            source: e,
+        })?;
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let version: Version =
+            serde_json::from_slice(&bytes).map_err(|e| ResultsFileError::Parse {
+                path: path.clone(),
+                source: e,
+            })?;
+        if version.schema_version != SCHEMA_VERSION {
+            return Err(ResultsFileError::Version {
+                path,
+                found: version.schema_version,
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ResultsFileError::Parse { path, source: e })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ToolInfo {
     pub name: String,
