@@ -3,8 +3,10 @@
 //! and the CPU and memory it all cost.
 //!
 //! # Layout
+//! - [`codec`]: pure codecs: probe messages, Engine.IO / Socket.IO packets, SSE parsing.
 //! - [`scenario`]: the validated scenario and strategy specs (`poll@1s`, `socketio`, …).
 //! - [`results`]: the result schema behind `results.json` and every report.
 
+pub mod codec;
 pub mod results;
 pub mod scenario;
