@@ -1,1 +1,27 @@
+//! pushpoll's chat server: one in-memory message log served through four doors, so push and
+//! polling can be compared on the same process with the same settings.
+//!
+//! # Layout
+//! - [`config`]: every setting as a clap flag ([`Config`]).
+//! - [`log`]: the bounded [`MessageLog`] with monotonic ids and a change signal.
+//! - `routes`: the HTTP doors (`GET`/`POST /messages`, long poll, `GET /events`), page, metrics.
+//! - `socketio`: the Socket.IO door and the broadcaster that follows the log.
+//! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP_NODELAY at the connection.
+//! - `server`: [`run`], [`spawn`] and graceful shutdown.
 
+mod api_error;
+mod assets;
+pub mod config;
+pub mod input;
+pub mod log;
+pub mod metrics;
+pub mod net;
+mod routes;
+mod server;
+mod socketio;
+mod state;
+
+pub use config::Config;
+pub use log::{AppendError, Message, MessageLog, Page, StoredMessage};
+pub use routes::{LATEST_ID_HEADER, MISSED_HEADER, OLDEST_ID_HEADER};
+pub use server::{RunningServer, ServerError, run, spawn};

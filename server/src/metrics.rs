@@ -1,0 +1,285 @@
+//! Prometheus metrics: one registry per server (no globals), handles resolved up front so hot
+//! paths only touch atomics.
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus::process_collector::ProcessCollector;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The routes requests are counted under (label `route`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    MessagesGet,
+    MessagesPost,
+    Events,
+    SocketIo,
+    SocketIoJs,
+    Page,
+    Metrics,
+    Healthz,
+    Other,
+}
+
+impl Route {
+    pub const ALL: [Route; 9] = [
+        Route::MessagesGet,
+        Route::MessagesPost,
+        Route::Events,
+        Route::SocketIo,
+        Route::SocketIoJs,
+        Route::Page,
+        Route::Metrics,
+        Route::Healthz,
+        Route::Other,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::MessagesGet => "GET /messages",
+            Route::MessagesPost => "POST /messages",
+            Route::Events => "GET /events",
+            Route::SocketIo => "/socket.io/",
+            Route::SocketIoJs => "GET /socket.io/socket.io.js",
+            Route::Page => "GET /",
+            Route::Metrics => "GET /metrics",
+            Route::Healthz => "GET /healthz",
+            Route::Other => "other",
+        }
+    }
+}
+
+/// Status codes whose counters are cached after first use (so `/metrics` lists only statuses that
+/// occurred); others are looked up each time.
+const COMMON_STATUSES: [u16; 11] = [101, 200, 201, 304, 400, 404, 405, 413, 415, 422, 500];
+
+/// Counters for one route.
+#[derive(Clone, Debug)]
+pub struct RouteMetrics {
+    route: Route,
+    requests: IntCounterVec,
+    by_status: Arc<[OnceLock<IntCounter>; COMMON_STATUSES.len()]>,
+    pub request_body_bytes: IntCounter,
+    pub response_body_bytes: IntCounter,
+}
+
+impl RouteMetrics {
+    fn resolve(&self, status: u16) -> IntCounter {
+        self.requests
+            .with_label_values(&[self.route.label(), &status.to_string()])
+    }
+
+    pub fn count_status(&self, status: u16) {
+        match COMMON_STATUSES.iter().position(|&s| s == status) {
+            Some(i) => self.by_status[i].get_or_init(|| self.resolve(status)).inc(),
+            None => self.resolve(status).inc(),
+        }
+    }
+}
+
+/// Every metric the server exports. Cheap to clone (all handles are `Arc`s inside).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    routes: Arc<[RouteMetrics]>,
+    pub tcp_connections_accepted: IntCounter,
+    pub tcp_bytes_received: IntCounter,
+    pub tcp_bytes_sent: IntCounter,
+    pub sockets_connected: IntGaugeVec,
+    pub broadcasts: IntCounter,
+    pub socket_messages_sent: IntCounter,
+    pub socket_send_overflows: IntCounter,
+    pub socket_overflow_disconnects: IntCounter,
+    pub socket_events_rejected: IntCounter,
+    pub messages_stored_http: IntCounter,
+    pub messages_stored_socketio: IntCounter,
+    pub log_messages: IntGauge,
+    pub log_latest_id: IntGauge,
+    pub long_polls_waiting: IntGauge,
+    pub sse_streams: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let reg = Registering(&registry);
+        let requests = reg.counter_vec(
+            "pushpoll_http_requests_total",
+            "HTTP requests answered, by route and status",
+            &["route", "status"],
+        )?;
+        let req_bytes = reg.counter_vec(
+            "pushpoll_http_request_body_bytes_total",
+            "HTTP request body bytes read, by route",
+            &["route"],
+        )?;
+        let resp_bytes = reg.counter_vec(
+            "pushpoll_http_response_body_bytes_total",
+            "HTTP response body bytes written, by route (streams count as they flow)",
+            &["route"],
+        )?;
+        let routes = Route::ALL
+            .iter()
+            .map(|&route| RouteMetrics {
+                route,
+                requests: requests.clone(),
+                by_status: Arc::new(std::array::from_fn(|_| OnceLock::new())),
+                request_body_bytes: req_bytes.with_label_values(&[route.label()]),
+                response_body_bytes: resp_bytes.with_label_values(&[route.label()]),
+            })
+            .collect();
+        let stored = reg.counter_vec(
+            "pushpoll_messages_stored_total",
+            "Messages appended to the log, by the door they came in through",
+            &["door"],
+        )?;
+        registry.register(Box::new(ProcessCollector::for_self()))?;
+        Ok(Metrics {
+            routes,
+            tcp_connections_accepted: reg
+                .counter("pushpoll_tcp_connections_accepted_total", "TCP connections accepted")?,
+            tcp_bytes_received: reg.counter(
+                "pushpoll_tcp_bytes_received_total",
+                "Bytes read from all accepted TCP connections (headers, bodies, WebSocket frames)",
+            )?,
+            tcp_bytes_sent: reg.counter(
+                "pushpoll_tcp_bytes_sent_total",
+                "Bytes written to all accepted TCP connections (headers, bodies, WebSocket frames)",
+            )?,
+            sockets_connected: reg.gauge_vec(
+                "pushpoll_sockets_connected",
+                "Socket.IO sockets connected, by current transport",
+                &["transport"],
+            )?,
+            broadcasts: reg.counter(
+                "pushpoll_broadcasts_total",
+                "Messages broadcast to all Socket.IO sockets",
+            )?,
+            socket_messages_sent: reg.counter(
+                "pushpoll_socket_messages_sent_total",
+                "Message events queued to individual Socket.IO sockets",
+            )?,
+            socket_send_overflows: reg.counter(
+                "pushpoll_socket_send_overflows_total",
+                "Message events not queued because a socket's send queue was full (--socket-buffer)",
+            )?,
+            socket_overflow_disconnects: reg.counter(
+                "pushpoll_socket_overflow_disconnects_total",
+                "Sockets disconnected by the server after their send queue overflowed",
+            )?,
+            socket_events_rejected: reg.counter(
+                "pushpoll_socket_events_rejected_total",
+                "Socket.IO `message` events ignored because their payload was malformed",
+            )?,
+            messages_stored_http: stored.with_label_values(&["http"]),
+            messages_stored_socketio: stored.with_label_values(&["socketio"]),
+            log_messages: reg.gauge("pushpoll_log_messages", "Messages retained in the log")?,
+            log_latest_id: reg.gauge("pushpoll_log_latest_id", "Id of the newest message")?,
+            long_polls_waiting: reg
+                .gauge("pushpoll_long_polls_waiting", "Long polls currently waiting for a message")?,
+            sse_streams: reg.gauge("pushpoll_sse_streams", "Open Server-Sent Events streams")?,
+            registry,
+        })
+    }
+
+    pub fn route(&self, route: Route) -> &RouteMetrics {
+        let i = Route::ALL
+            .iter()
+            .position(|&r| r == route)
+            .expect("Route::ALL lists every route");
+        &self.routes[i]
+    }
+
+    /// Everything in the Prometheus text exposition format.
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut out = Vec::with_capacity(8192);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Creates metrics and registers them in one step.
+struct Registering<'a>(&'a Registry);
+
+impl Registering<'_> {
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, prometheus::Error> {
+        let c = IntCounter::with_opts(Opts::new(name, help))?;
+        self.0.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        let g = IntGauge::with_opts(Opts::new(name, help))?;
+        self.0.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
+
+    fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntCounterVec, prometheus::Error> {
+        let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+        self.0.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+
+    fn gauge_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+    ) -> Result<IntGaugeVec, prometheus::Error> {
+        let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+        self.0.register(Box::new(g.clone()))?;
+        Ok(g)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_lists_the_documented_names() {
+        let m = Metrics::new().expect("metrics register");
+        m.route(Route::MessagesGet).count_status(200);
+        m.route(Route::MessagesGet).count_status(418);
+        let text = String::from_utf8(m.render().expect("renders")).expect("utf8");
+        for name in [
+            "pushpoll_tcp_bytes_received_total",
+            "pushpoll_tcp_bytes_sent_total",
+            "pushpoll_socket_send_overflows_total",
+            "pushpoll_log_messages",
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+        ] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+        assert!(
+            text.contains(r#"pushpoll_http_requests_total{route="GET /messages",status="418"} 1"#)
+        );
+        assert!(
+            text.contains(r#"pushpoll_http_requests_total{route="GET /messages",status="200"} 1"#)
+        );
+    }
+}
+
+/// Increments a gauge now and decrements it when dropped (also when a request is abandoned).
+#[derive(Debug)]
+pub struct GaugeGuard(IntGauge);
+
+impl GaugeGuard {
+    pub fn new(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        GaugeGuard(gauge.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,289 @@
+//! `GET /messages` (whole list, cursor poll, long poll) and `POST /messages`.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Form, FromRequest, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::api_error::ApiError;
+use crate::input::NewMessage;
+use crate::log::Page;
+use crate::metrics::GaugeGuard;
+use crate::state::AppState;
+
+/// Headers that make a gap in the history visible while the body stays a plain JSON array.
+pub const MISSED_HEADER: &str = "x-pushpoll-missed";
+pub const OLDEST_ID_HEADER: &str = "x-pushpoll-oldest-id";
+pub const LATEST_ID_HEADER: &str = "x-pushpoll-latest-id";
+
+#[derive(Deserialize)]
+struct RawQuery {
+    since: Option<String>,
+    limit: Option<String>,
+    wait: Option<String>,
+}
+
+/// A validated `GET /messages` query.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PollQuery {
+    pub since: u64,
+    pub limit: usize,
+    pub wait: Option<Duration>,
+}
+
+impl PollQuery {
+    pub fn parse(uri: &Uri, max_wait: Duration) -> Result<Self, ApiError> {
+        let Query(raw) = Query::<RawQuery>::try_from_uri(uri)
+            .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
+        let since = match raw.since.as_deref() {
+            None => 0,
+            Some(s) => s.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "`since` must be a message id (0 or a positive whole number), got {s:?}"
+                ))
+            })?,
+        };
+        let limit = match raw.limit.as_deref() {
+            None => usize::MAX,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "`limit` must be a whole number of at least 1, got {s:?}"
+                    )));
+                }
+            },
+        };
+        let wait = match raw.wait.as_deref() {
+            None => None,
+            Some(s) => Some(parse_wait(s)?.min(max_wait)),
+        };
+        Ok(PollQuery { since, limit, wait })
+    }
+}
+
+/// `30`, `30s`, `500ms`, `1m` (a bare number means seconds).
+fn parse_wait(text: &str) -> Result<Duration, ApiError> {
+    let parsed = match text.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(text),
+    };
+    parsed.map_err(|_| {
+        ApiError::bad_request(format!(
+            "`wait` must be a duration like 30s or 500ms, got {text:?}"
+        ))
+    })
+}
+
+pub async fn get_messages(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    let query = match PollQuery::parse(&uri, st.config.max_wait) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let page = match query.wait {
+        Some(wait) if query.since >= st.log.latest_id() && !wait.is_zero() => {
+            long_poll(&st, &query, wait).await
+        }
+        _ => st.log.since(query.since, query.limit),
+    };
+    page_response(&st, &page, query.since, &headers)
+}
+
+/// Waits until a message newer than `since` exists, `wait` runs out, or the server shuts down.
+async fn long_poll(st: &AppState, query: &PollQuery, wait: Duration) -> Page {
+    // A cursor ahead of the log (e.g. from before a restart) would wait for ids that may never come.
+    if query.since > st.log.latest_id() {
+        return st.log.since(query.since, query.limit);
+    }
+    let mut latest = st.log.subscribe();
+    let _waiting = GaugeGuard::new(&st.metrics.long_polls_waiting);
+    let since = query.since;
+    tokio::select! {
+        _ = latest.wait_for(|&id| id > since) => {}
+        () = tokio::time::sleep(wait) => {}
+        () = st.shutdown.cancelled() => {}
+    }
+    st.log.since(query.since, query.limit)
+}
+
+fn page_response(st: &AppState, page: &Page, since: u64, request: &HeaderMap) -> Response {
+    let etag = format!("\"{:x}-{}\"", st.epoch, page.latest_id);
+    let mut response = if if_none_match(request, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = Response::new(Body::from(page.json_array()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if page.missed > 0 {
+        headers.insert(MISSED_HEADER, HeaderValue::from(page.missed));
+        if let Some(oldest) = page.oldest_id {
+            headers.insert(OLDEST_ID_HEADER, HeaderValue::from(oldest));
+        }
+    }
+    if since > page.latest_id {
+        headers.insert(LATEST_ID_HEADER, HeaderValue::from(page.latest_id));
+    }
+    response
+}
+
+/// True when `If-None-Match` lists `etag` (or `*`); weak validators compare equal too.
+fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
+    request.get_all(header::IF_NONE_MATCH).iter().any(|value| {
+        value.to_str().is_ok_and(|list| {
+            list.split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag)
+        })
+    })
+}
+
+/// `POST /messages`: JSON or form `{name, message}` → 201 with the stored message.
+pub async fn post_message(State(st): State<AppState>, request: Request) -> Response {
+    match store(&st, request).await {
+        Ok(json) => {
+            st.metrics.messages_stored_http.inc();
+            (
+                StatusCode::CREATED,
+                [(header::CONTENT_TYPE, "application/json")],
+                json,
+            )
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+enum BodyKind {
+    Json,
+    Form,
+}
+
+async fn store(st: &AppState, request: Request) -> Result<Bytes, ApiError> {
+    let kind = body_kind(request.headers())?;
+    let limit = st.config.max_message_bytes;
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is over {limit} bytes (--max-message-bytes)"),
+        )
+    })?;
+    let new = match kind {
+        BodyKind::Json => {
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+            NewMessage::from_json(value)
+        }
+        BodyKind::Form => {
+            let request = Request::from_parts(parts, Body::from(bytes));
+            let Form(fields) = Form::<Vec<(String, String)>>::from_request(request, &())
+                .await
+                .map_err(|e| ApiError::bad_request(format!("malformed form body: {e}")))?;
+            NewMessage::from_form(fields)
+        }
+    }
+    .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let stored = st.log.append(&new.name, &new.message)?;
+    Ok(stored.json().clone())
+}
+
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match mime.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        "application/x-www-form-urlencoded" => Ok(BodyKind::Form),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "content type {content_type:?} is not supported; send application/json or \
+                 application/x-www-form-urlencoded"
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<PollQuery, ApiError> {
+        let uri: Uri = format!("/messages?{q}").parse().expect("valid uri");
+        PollQuery::parse(&uri, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn queries_parse_and_wait_is_capped() {
+        assert_eq!(
+            parse(""),
+            Ok(PollQuery {
+                since: 0,
+                limit: usize::MAX,
+                wait: None
+            })
+        );
+        assert_eq!(
+            parse("since=5&limit=2&wait=500ms"),
+            Ok(PollQuery {
+                since: 5,
+                limit: 2,
+                wait: Some(Duration::from_millis(500))
+            })
+        );
+        assert_eq!(
+            parse("wait=30").map(|q| q.wait),
+            Ok(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(
+            parse("wait=5m").map(|q| q.wait),
+            Ok(Some(Duration::from_secs(60)))
+        );
+    }
+
+    #[test]
+    fn bad_values_are_400_naming_the_parameter() {
+        for (q, word) in [
+            ("since=-1", "since"),
+            ("since=x", "since"),
+            ("limit=0", "limit"),
+            ("wait=soon", "wait"),
+        ] {
+            let err = parse(q).expect_err(q);
+            assert_eq!(err.status, StatusCode::BAD_REQUEST);
+            assert!(err.message.contains(word), "{q}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn if_none_match_handles_lists_weak_tags_and_star() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"a\", W/\"b\""),
+        );
+        assert!(if_none_match(&h, "\"b\""));
+        assert!(!if_none_match(&h, "\"c\""));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(if_none_match(&h, "\"c\""));
+    }
+}

@@ -1,0 +1,97 @@
+//! The chat page (compiled in), the official Socket.IO client bundle, `/healthz` and `/metrics`.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api_error::ApiError;
+use crate::assets::{APP_JS, INDEX_HTML, STYLE_CSS};
+use crate::state::AppState;
+
+const NO_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
+
+pub async fn index() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), NO_CACHE],
+        INDEX_HTML,
+    )
+        .into_response()
+}
+
+pub async fn app_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            NO_CACHE,
+        ],
+        APP_JS,
+    )
+        .into_response()
+}
+
+pub async fn style_css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), NO_CACHE],
+        STYLE_CSS,
+    )
+        .into_response()
+}
+
+pub async fn socket_io_client(State(st): State<AppState>) -> Response {
+    match &st.assets.socket_io_client {
+        Some(bytes) => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], bytes.clone()).into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "socket.io-client is not installed: run `npm ci --prefix web` in the pushpoll checkout \
+             (or pass --web-dir pointing at a folder with node_modules/socket.io-client), then restart",
+        )
+        .into_response(),
+    }
+}
+
+pub async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        "{\"status\":\"ok\"}",
+    )
+        .into_response()
+}
+
+pub async fn metrics(State(st): State<AppState>) -> Response {
+    refresh_gauges(&st);
+    match st.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}"))
+            .into_response(),
+    }
+}
+
+/// Gauges that are cheaper to compute at scrape time than to track on every change.
+fn refresh_gauges(st: &AppState) {
+    let m = &st.metrics;
+    m.log_messages
+        .set(i64::try_from(st.log.len()).unwrap_or(i64::MAX));
+    m.log_latest_id
+        .set(i64::try_from(st.log.latest_id()).unwrap_or(i64::MAX));
+    let (mut websocket, mut polling) = (0, 0);
+    for socket in st.io.sockets() {
+        match socket.transport_type() {
+            socketioxide::TransportType::Websocket => websocket += 1,
+            socketioxide::TransportType::Polling => polling += 1,
+        }
+    }
+    m.sockets_connected
+        .with_label_values(&["websocket"])
+        .set(websocket);
+    m.sockets_connected
+        .with_label_values(&["polling"])
+        .set(polling);
+}
+
+pub async fn not_found() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route; see the API table in README.md (GET/POST /messages, GET /events, /socket.io/)",
+    )
+    .into_response()
+}

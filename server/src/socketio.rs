@@ -1,0 +1,180 @@
+//! The Socket.IO door: namespace `/`, event `message` both ways.
+//!
+//! One broadcaster task follows the log in id order and queues each message to every socket.
+//! A socket whose send queue (`--socket-buffer`) is full is counted and then disconnected by the
+//! server: it gets no later messages (no silent gap), and its client sees the disconnect and can
+//! resync with `GET /messages?since=ID`. The disconnect itself needs one free slot in the queue,
+//! so it is retried on each broadcast until it goes through (or engine.io's ping timeout drops
+//! a client that stopped reading).
+
+use std::collections::HashSet;
+
+use axum::Router;
+use serde_json::value::RawValue;
+use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::socket::Sid;
+use socketioxide::{SendError, SocketError, SocketIo};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::input::NewMessage;
+use crate::log::MessageLog;
+use crate::metrics::Metrics;
+
+/// Messages taken from the log per broadcast step.
+const BATCH: usize = 256;
+
+/// What Socket.IO handlers need.
+#[derive(Clone)]
+struct SocketState {
+    log: MessageLog,
+    metrics: Metrics,
+}
+
+/// Builds the Socket.IO routes (`/socket.io` and `/socket.io/` only, so `/socket.io/socket.io.js`
+/// stays an ordinary route) and the handle; the caller merges the routes and runs [`broadcast`].
+pub fn build<S: Clone + Send + Sync + 'static>(
+    config: &Config,
+    log: MessageLog,
+    metrics: Metrics,
+) -> (Router<S>, SocketIo) {
+    let (service, io) = SocketIo::builder()
+        .max_buffer_size(config.socket_buffer)
+        .max_payload(
+            u64::try_from(config.max_message_bytes.saturating_mul(4).max(100_000))
+                .unwrap_or(u64::MAX),
+        )
+        .ping_interval(config.ping_interval)
+        .ping_timeout(config.ping_timeout)
+        .with_state(SocketState { log, metrics })
+        .build_svc();
+    io.ns("/", on_connect);
+    let routes = Router::new()
+        .route_service("/socket.io", service.clone())
+        .route_service("/socket.io/", service);
+    (routes, io)
+}
+
+async fn on_connect(socket: SocketRef) {
+    socket.on("message", on_message);
+}
+
+/// A client's `message` event: stored like a POST; malformed payloads are logged and ignored.
+async fn on_message(
+    socket: SocketRef,
+    State(st): State<SocketState>,
+    TryData(payload): TryData<serde_json::Value>,
+) {
+    let stored = payload
+        .map_err(|e| e.to_string())
+        .and_then(|value| NewMessage::from_json(value).map_err(|e| e.to_string()))
+        .and_then(|new| {
+            st.log
+                .append(&new.name, &new.message)
+                .map_err(|e| e.to_string())
+        });
+    match stored {
+        Ok(_) => st.metrics.messages_stored_socketio.inc(),
+        Err(reason) => {
+            st.metrics.socket_events_rejected.inc();
+            tracing::warn!(sid = %socket.id, "ignored a malformed Socket.IO `message` event: {reason}");
+        }
+    }
+}
+
+/// Follows the log and emits every message, in id order, to every connected socket.
+pub async fn broadcast(
+    io: SocketIo,
+    log: MessageLog,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let mut latest = log.subscribe();
+    let mut cursor = *latest.borrow_and_update();
+    let mut overflowed = HashSet::new();
+    loop {
+        tokio::select! {
+            changed = latest.changed() => if changed.is_err() { return },
+            () = shutdown.cancelled() => return,
+        }
+        loop {
+            latest.borrow_and_update();
+            let page = log.since(cursor, BATCH);
+            let Some(last) = page.last_id() else { break };
+            if page.missed > 0 {
+                tracing::error!(
+                    missed = page.missed,
+                    "the Socket.IO broadcaster fell behind the log; raise --capacity"
+                );
+            }
+            let sockets = io.sockets();
+            retry_disconnects(&sockets, &mut overflowed, &metrics);
+            for message in &page.messages {
+                let raw: &RawValue = serde_json::from_str(message.json_str())
+                    .expect("the log only holds valid JSON");
+                emit_to_all(&sockets, raw, &mut overflowed, &metrics);
+                metrics.broadcasts.inc();
+            }
+            cursor = last;
+            // Let request handlers run between batches when thousands of sockets are connected.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+fn emit_to_all(
+    sockets: &[SocketRef],
+    raw: &RawValue,
+    overflowed: &mut HashSet<Sid>,
+    metrics: &Metrics,
+) {
+    for socket in sockets {
+        if overflowed.contains(&socket.id) {
+            continue;
+        }
+        match socket.emit("message", raw) {
+            Ok(()) => metrics.socket_messages_sent.inc(),
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                metrics.socket_send_overflows.inc();
+                tracing::debug!(sid = %socket.id, "send queue full; disconnecting the socket");
+                overflowed.insert(socket.id);
+                try_disconnect(socket, overflowed, metrics);
+            }
+            // Disconnected while we were broadcasting: it has no queue to fill any more.
+            Err(SendError::Socket(SocketError::Closed)) => {}
+            Err(SendError::Serialize(e)) => {
+                tracing::error!("could not encode a stored message for Socket.IO: {e}");
+            }
+        }
+    }
+}
+
+/// Disconnects overflowed sockets whose queue has room again; forgets those already gone.
+fn retry_disconnects(sockets: &[SocketRef], overflowed: &mut HashSet<Sid>, metrics: &Metrics) {
+    if overflowed.is_empty() {
+        return;
+    }
+    let present: HashSet<Sid> = sockets.iter().map(|s| s.id).collect();
+    overflowed.retain(|sid| present.contains(sid));
+    let stuck: Vec<&SocketRef> = sockets
+        .iter()
+        .filter(|s| overflowed.contains(&s.id))
+        .collect();
+    for socket in stuck {
+        try_disconnect(socket, overflowed, metrics);
+    }
+}
+
+fn try_disconnect(socket: &SocketRef, overflowed: &mut HashSet<Sid>, metrics: &Metrics) {
+    match socket.clone().disconnect() {
+        Ok(()) => {
+            metrics.socket_overflow_disconnects.inc();
+            overflowed.remove(&socket.id);
+        }
+        // Still full: retried at the next broadcast.
+        Err(SocketError::InternalChannelFull) => {}
+        Err(SocketError::Closed) => {
+            overflowed.remove(&socket.id);
+        }
+    }
+}
