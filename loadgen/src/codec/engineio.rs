@@ -306,14 +306,11 @@ fn next_json_value<'a, T: Deserialize<'a>>(s: &'a str) -> Result<(T, &'a str), S
     }
 }
 
-/// Splits the first byte (the type) from the rest; the type must be ASCII to be valid anyway.
+/// Splits the type byte from the rest. A non-ASCII first byte leaves an empty rest; every decoder
+/// rejects it as an unknown type.
 fn split_type(s: &str) -> Result<(u8, &str), CodecError> {
     let kind = *s.as_bytes().first().ok_or(CodecError::Empty)?;
-    if kind.is_ascii() {
-        Ok((kind, &s[1..]))
-    } else {
-        Err(CodecError::UnknownEioType(first_char(s)))
-    }
+    Ok((kind, s.get(1..).unwrap_or("")))
 }
 
 fn first_char(s: &str) -> char {

@@ -233,6 +233,7 @@ fn rejects_binary_and_unknown_socketio_packets() {
     );
     assert_eq!(decode_sio("61-0[]"), Err(CodecError::BinaryUnsupported));
     assert_eq!(decode_sio("7"), Err(CodecError::UnknownSioType('7')));
+    assert_eq!(decode_sio("é"), Err(CodecError::UnknownSioType('é')));
     assert_eq!(decode_sio(""), Err(CodecError::Empty));
 }
 
