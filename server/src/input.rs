@@ -50,6 +50,20 @@ impl NewMessage {
     }
 }
 
+/// Checks what form decoders silently paper over: the body must be UTF-8 and every `%` must start
+/// a two-digit hex escape. Returns a description of the first problem.
+pub fn check_form_syntax(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("form body is not UTF-8: {e}"))?;
+    let bytes = text.as_bytes();
+    for (i, _) in text.match_indices('%') {
+        let hex = bytes.get(i + 1..i + 3);
+        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+            return Err(format!("form body has a bad percent escape at byte {i}"));
+        }
+    }
+    Ok(())
+}
+
 fn take_string(fields: &mut Map<String, Value>, key: &'static str) -> Result<String, InputError> {
     match fields.remove(key) {
         Some(Value::String(s)) => Ok(s),
@@ -89,6 +103,14 @@ mod tests {
             NewMessage::from_json(json!({"name": 3, "message": "x"})),
             Err(InputError::NotAString("name"))
         );
+    }
+
+    #[test]
+    fn form_syntax_errors_are_found() {
+        assert!(check_form_syntax(b"name=a%20b&message=%E2%9C%93").is_ok());
+        assert!(check_form_syntax(b"name=a&message=%zz").is_err());
+        assert!(check_form_syntax(b"name=a&message=%4").is_err());
+        assert!(check_form_syntax(&[b'a', 0xff]).is_err());
     }
 
     #[test]

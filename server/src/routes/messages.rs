@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
-use crate::input::NewMessage;
+use crate::input::{NewMessage, check_form_syntax};
 use crate::log::Page;
 use crate::metrics::GaugeGuard;
 use crate::state::AppState;
@@ -187,6 +187,8 @@ async fn store(st: &AppState, request: Request) -> Result<Bytes, ApiError> {
             NewMessage::from_json(value)
         }
         BodyKind::Form => {
+            check_form_syntax(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("malformed form body: {e}")))?;
             let request = Request::from_parts(parts, Body::from(bytes));
             let Form(fields) = Form::<Vec<(String, String)>>::from_request(request, &())
                 .await
