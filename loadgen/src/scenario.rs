@@ -236,7 +236,7 @@ pub fn format_duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 1000.0 {
         format!("{}ms", trim_float(ms))
-    } else if ms < 60_000.0 || d.as_millis() % 60_000 != 0 {
+    } else if ms < 60_000.0 || !d.as_millis().is_multiple_of(60_000) {
         format!("{}s", trim_float(ms / 1000.0))
     } else {
         format!("{}m", d.as_millis() / 60_000)
@@ -272,6 +272,9 @@ pub struct Scenario {
     pub connect_rate: f64,
     /// `None`: start the project's chat server as a child process; `Some(url)`: measure that server.
     pub target: Option<String>,
+    /// Accept a `target` that is not a loopback address.
+    #[serde(default)]
+    pub allow_remote: bool,
     /// Seed for the random poll phases, so two runs of a sweep get the same phases.
     pub seed: u64,
 }
@@ -288,6 +291,7 @@ impl Default for Scenario {
             drain: Duration::from_secs(10),
             connect_rate: 2000.0,
             target: None,
+            allow_remote: false,
             seed: 1,
         }
     }
