@@ -8,5 +8,6 @@
 //! - [`results`]: the result schema behind `results.json` and every report.
 
 pub mod codec;
+pub mod report;
 pub mod results;
 pub mod scenario;

@@ -183,7 +183,7 @@ pub struct ClientCounts {
 }
 
 /// Delivery latency per (message, receiver), plus the fan-out completion time per message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LatencyResult {
     /// From the *intended* send time (coordinated-omission corrected): the headline number.
     pub corrected: LatencyStats,
@@ -315,6 +315,13 @@ pub struct Requests {
     pub posts: u64,
     /// Errors by kind (`connect`, `timeout`, `http_status`, `protocol`, `closed`, …).
     pub errors: BTreeMap<String, u64>,
+    /// The generator's own requests to the target (capability check, health checks, /metrics
+    /// scrapes), on connections of their own: not part of any strategy's cost, and not in
+    /// `bytes_up`/`bytes_down`. Listed so the totals can be reconciled with the server's counters.
+    #[serde(default)]
+    pub control_bytes_up: u64,
+    #[serde(default)]
+    pub control_bytes_down: u64,
 }
 
 /// Traffic inside the measured window, for rates.
@@ -368,6 +375,9 @@ pub struct ScheduleStats {
     pub achieved_polls: u64,
     /// Poll ticks skipped because the previous poll was still in flight.
     pub skipped_polls: u64,
+    /// Poll ticks that started more than 1 ms after their scheduled instant.
+    #[serde(default)]
+    pub late_polls: u64,
 }
 
 impl ScheduleStats {

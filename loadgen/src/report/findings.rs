@@ -1,0 +1,236 @@
+//! "Findings": a few plain sentences computed from the numbers, so the reader does not have
+//! to do the division. Each function returns zero or more sentences; none is stored.
+
+use super::units::{bytes, ms, number, percent, thousands, times};
+use super::view::{ReportView, RunView};
+use crate::results::Outcome;
+
+/// Departure from the polling model above which a finding says it needs explaining.
+const MODEL_TOLERANCE: f64 = 0.25;
+
+/// Every finding, in reading order.
+pub fn findings(view: &ReportView<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for source in view.sources() {
+        let prefix = source.map(|s| format!("[{s}] ")).unwrap_or_default();
+        let mut add = |sentences: Vec<String>| {
+            out.extend(sentences.into_iter().map(|s| format!("{prefix}{s}")));
+        };
+        add(polling_vs_push(view, source));
+        add(model_checks(view, source));
+        add(request_rates(view, source));
+        add(extremes(view, source));
+    }
+    out.extend(loss(view));
+    out.extend(trouble(view));
+    out
+}
+
+fn interval_text(r: &RunView<'_>) -> String {
+    r.run
+        .strategy
+        .interval
+        .map(crate::scenario::format_duration)
+        .unwrap_or_default()
+}
+
+/// "Polling at 1s is 23× slower at p50 … and uses 41× the bytes per delivered message of socketio."
+fn polling_vs_push(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
+    let Some(push) = view.reference_push(source) else {
+        return Vec::new();
+    };
+    view.polls(source)
+        .into_iter()
+        .filter(|p| p.has_deliveries())
+        .map(|p| {
+            let slower = view.ratio_to_push(p, |x| x.p50_ms());
+            let heavier = view.ratio_to_push(p, |x| x.bytes_per_delivery());
+            let speed = match slower {
+                Some(x) if x >= 1.0 => format!("{} slower at p50", times(x)),
+                Some(x) => format!("{} as slow at p50", times(x)),
+                None => "not comparable at p50".into(),
+            };
+            let cost = heavier.map_or_else(String::new, |x| {
+                format!(
+                    " and uses {} the bytes per delivered message ({} vs {})",
+                    times(x),
+                    bytes(p.bytes_per_delivery()),
+                    bytes(push.bytes_per_delivery())
+                )
+            });
+            format!(
+                "Polling at {} is {} ({} ms vs {} ms){} of {}.",
+                interval_text(p),
+                speed,
+                ms(p.p50_ms()),
+                ms(push.p50_ms()),
+                cost,
+                push.name
+            )
+        })
+        .collect()
+}
+
+/// "poll@1s p50 523 ms vs model 500 ms (+4.6%) …": the measurement held against T/2 and 0.99T.
+fn model_checks(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
+    view.polls(source)
+        .into_iter()
+        .filter(|p| p.has_deliveries())
+        .filter_map(|p| {
+            let (m50, m99) = (p.model_p50_ms()?, p.model_p99_ms()?);
+            let dev = |measured: f64, model: f64| (measured - model) / model;
+            let (d50, d99) = (dev(p.p50_ms(), m50), dev(p.p99_ms(), m99));
+            let verdict = if d50.abs() > MODEL_TOLERANCE || d99.abs() > MODEL_TOLERANCE {
+                " — a departure from the model worth explaining (queueing in the generator or server, or a bug)"
+            } else {
+                ", as the model predicts"
+            };
+            Some(format!(
+                "Model check: {} p50 {} ms vs model {} ms ({:+.0}%), p99 {} ms vs model {} ms ({:+.0}%){}.",
+                p.name,
+                ms(p.p50_ms()),
+                ms(m50),
+                d50 * 100.0,
+                ms(p.p99_ms()),
+                ms(m99),
+                d99 * 100.0,
+                verdict
+            ))
+        })
+        .collect()
+}
+
+/// Requests per second against the model N/T, and empty polls against e^(−λT).
+fn request_rates(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
+    let clients = view.results.scenario.clients.get() as f64;
+    view.polls(source)
+        .into_iter()
+        .filter_map(|p| {
+            let t = p.interval_s()?;
+            let empty = p.model_empty_ratio()?;
+            Some(format!(
+                "{} made {} requests/s (model N/T = {}) for {} messages/s; {} of its answers were empty (model e^(−λT) = {}).",
+                p.name,
+                number(p.requests_per_second()),
+                number(clients / t),
+                number(view.results.scenario.rate),
+                percent(p.empty_poll_ratio()),
+                percent(empty)
+            ))
+        })
+        .collect()
+}
+
+/// Fastest and cheapest strategies, and server CPU per delivery.
+fn extremes(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
+    let runs: Vec<&RunView<'_>> = view
+        .runs
+        .iter()
+        .filter(|r| r.source == source && r.has_deliveries())
+        .collect();
+    if runs.len() < 2 {
+        return Vec::new();
+    }
+    let by = |f: &dyn Fn(&RunView<'_>) -> f64| {
+        let min = runs
+            .iter()
+            .min_by(|a, b| f(a).total_cmp(&f(b)))
+            .expect("at least two runs");
+        let max = runs
+            .iter()
+            .max_by(|a, b| f(a).total_cmp(&f(b)))
+            .expect("at least two runs");
+        (*min, *max)
+    };
+    let mut out = Vec::new();
+    let (fast, slow) = by(&|r| r.p50_ms());
+    out.push(format!(
+        "Fastest at p50: {} ({} ms); slowest: {} ({} ms).",
+        fast.name,
+        ms(fast.p50_ms()),
+        slow.name,
+        ms(slow.p50_ms())
+    ));
+    let (cheap, dear) = by(&|r| r.bytes_per_delivery());
+    out.push(format!(
+        "Fewest bytes on the wire per delivered message: {} ({}); most: {} ({}).",
+        cheap.name,
+        bytes(cheap.bytes_per_delivery()),
+        dear.name,
+        bytes(dear.bytes_per_delivery())
+    ));
+    let cpu: Vec<_> = runs
+        .iter()
+        .filter_map(|r| r.server_cpu_ms_per_1000().map(|c| (r.name, c)))
+        .collect();
+    if let (Some(lo), Some(hi)) = (
+        cpu.iter().min_by(|a, b| a.1.total_cmp(&b.1)),
+        cpu.iter().max_by(|a, b| a.1.total_cmp(&b.1)),
+    ) && lo.0 != hi.0
+    {
+        out.push(format!(
+            "Server CPU per 1,000 deliveries: lowest {} ({} CPU-ms), highest {} ({} CPU-ms).",
+            lo.0,
+            number(lo.1),
+            hi.0,
+            number(hi.1)
+        ));
+    }
+    out
+}
+
+fn loss(view: &ReportView<'_>) -> Vec<String> {
+    let lossy: Vec<String> = view
+        .runs
+        .iter()
+        .filter(|r| r.run.delivery.missing > 0 || r.run.delivery.duplicates > 0)
+        .map(|r| {
+            format!(
+                "{} missed {} and duplicated {} of {} expected deliveries",
+                r.label(),
+                thousands(r.run.delivery.missing as i64),
+                thousands(r.run.delivery.duplicates as i64),
+                thousands(r.run.delivery.expected as i64)
+            )
+        })
+        .collect();
+    if lossy.is_empty() {
+        let expected: u64 = view.runs.iter().map(|r| r.run.delivery.expected).sum();
+        vec![format!(
+            "Every run delivered every expected message exactly once ({} deliveries checked).",
+            thousands(expected as i64)
+        )]
+    } else {
+        vec![format!("Loss: {}.", lossy.join("; "))]
+    }
+}
+
+/// Failed, interrupted and saturated runs: numbers to read with care.
+fn trouble(view: &ReportView<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &view.runs {
+        match &r.run.outcome {
+            Outcome::Completed => {}
+            Outcome::Interrupted => out.push(format!(
+                "{} was interrupted: its numbers cover only what was measured before Ctrl-C.",
+                r.label()
+            )),
+            Outcome::ServerDied { detail } | Outcome::Failed { detail } => {
+                out.push(format!("{} did not complete: {detail}.", r.label()))
+            }
+        }
+    }
+    let saturated: Vec<&str> = view
+        .runs
+        .iter()
+        .filter(|r| r.flags().iter().any(|f| f == "saturated"))
+        .map(|r| r.label())
+        .collect();
+    if !saturated.is_empty() {
+        out.push(format!(
+            "Saturated: {} — the generator may have limited these numbers; see the warnings.",
+            saturated.join(", ")
+        ));
+    }
+    out
+}

@@ -1,0 +1,116 @@
+//! `summary.md`: the comparison a person reads first.
+
+use std::fmt::Write as _;
+
+use super::columns::{Group, Table, group_table};
+use super::units::UNITS_NOTE;
+use super::{Exporter, OutputFile, ReportError, ReportView, context, findings, merge};
+
+pub struct MarkdownExporter;
+
+impl Exporter for MarkdownExporter {
+    fn render(&self, view: &ReportView<'_>) -> Result<Vec<OutputFile>, ReportError> {
+        Ok(vec![OutputFile::new("summary.md", summary(view))])
+    }
+}
+
+pub fn summary(view: &ReportView<'_>) -> String {
+    let mut md = String::from("# pushpoll: push versus polling\n\n");
+    for (what, value) in context::describe(view.results) {
+        let _ = writeln!(md, "- **{what}**: {}", escape(&value));
+    }
+    let _ = writeln!(md, "\n{UNITS_NOTE}\n");
+    for group in Group::ALL {
+        md.push_str(&table(&group_table(view, group)));
+    }
+    if let Some(t) = merge::comparison_table(view) {
+        md.push_str(&table(&t));
+    }
+    md.push_str(&warnings(view));
+    md.push_str("## Findings\n\n");
+    for f in findings::findings(view) {
+        let _ = writeln!(md, "- {}", escape(&f));
+    }
+    md
+}
+
+/// A GitHub-flavoured Markdown table under a `##` heading.
+pub fn table(t: &Table) -> String {
+    let mut md = format!("## {}\n\n", t.title);
+    let row = |cells: Vec<String>| format!("| {} |\n", cells.join(" | "));
+    md.push_str(&row(t.headers.iter().map(|h| escape(h)).collect()));
+    md.push_str(&row(t
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, _)| if i == 0 { "---" } else { "---:" }.to_string())
+        .collect()));
+    for cells in &t.rows {
+        md.push_str(&row(cells
+            .iter()
+            .map(|c| match (c.strong, c.text.is_empty()) {
+                (true, false) => format!("**{}**", escape(&c.text)),
+                _ => escape(&c.text),
+            })
+            .collect()));
+    }
+    md.push('\n');
+    md
+}
+
+fn warnings(view: &ReportView<'_>) -> String {
+    let mut md = String::from("## Warnings\n\n");
+    let mut any = false;
+    for r in &view.runs {
+        for w in &r.run.warnings {
+            any = true;
+            let _ = writeln!(
+                md,
+                "- **{}: {}**",
+                escape(r.label()),
+                escape(&w.to_string())
+            );
+        }
+    }
+    if !any {
+        md.push_str("None: every run kept to its plan.\n");
+    }
+    md.push('\n');
+    md
+}
+
+/// Keeps `|` from splitting a table cell and `*`/`_` from starting emphasis.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '|' | '*' | '_' | '\\' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::columns::Cell;
+
+    #[test]
+    fn tables_escape_pipes_and_bold_strong_cells() {
+        let t = Table {
+            title: "T".into(),
+            headers: vec!["a".into(), "b".into()],
+            rows: vec![vec![
+                Cell::plain("x|y"),
+                Cell {
+                    text: "saturated".into(),
+                    strong: true,
+                },
+            ]],
+        };
+        let md = table(&t);
+        assert!(md.contains("| x\\|y | **saturated** |"), "{md}");
+        assert!(md.contains("| --- | ---: |"), "{md}");
+    }
+}
