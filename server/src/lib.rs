@@ -7,7 +7,7 @@
 //! - `routes`: the HTTP doors (`GET`/`POST /messages`, long poll, `GET /events`), page, metrics.
 //! - `socketio`: the Socket.IO door and the broadcaster that follows the log.
 //! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP_NODELAY at the connection.
-//! - `server`: [`run`], [`spawn`] and graceful shutdown.
+//! - `server`: [`run`], [`spawn`] and graceful shutdown; `signal`: [`shutdown_signal`].
 
 mod api_error;
 mod assets;
@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod net;
 mod routes;
 mod server;
+mod signal;
 mod socketio;
 mod state;
 
@@ -25,3 +26,4 @@ pub use config::Config;
 pub use log::{AppendError, Message, MessageLog, Page, StoredMessage};
 pub use routes::{LATEST_ID_HEADER, MISSED_HEADER, OLDEST_ID_HEADER};
 pub use server::{RunningServer, ServerError, run, spawn};
+pub use signal::shutdown_signal;

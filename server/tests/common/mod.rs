@@ -161,7 +161,11 @@ impl WsClient {
                 .await
                 .expect("a frame within the deadline");
             match frame {
-                Some(Ok(WsMessage::Text(text))) if text.as_str() == "2" => self.send("3").await,
+                Some(Ok(WsMessage::Text(text))) if text.as_str() == "2" => {
+                    if self.ws.send(WsMessage::text("3")).await.is_err() {
+                        return None;
+                    }
+                }
                 Some(Ok(WsMessage::Text(text))) => return Some(text.as_str().to_owned()),
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
@@ -239,12 +243,25 @@ impl PollingClient {
         assert_eq!(response.status(), 200, "engine.io POST");
     }
 
+    /// Sends packets; false when the server is gone or refused them.
+    pub async fn try_post(&self, packets: &str) -> bool {
+        let sent = self
+            .http
+            .post(self.session_url())
+            .body(packets.to_owned())
+            .send()
+            .await;
+        sent.is_ok_and(|r| r.status() == 200)
+    }
+
     /// The next packet, polling as needed (answering pings); None when the session ended.
     pub async fn next_packet(&mut self) -> Option<String> {
         loop {
             if let Some(p) = self.pending.pop_front() {
                 if p == "2" {
-                    self.post("3").await;
+                    if !self.try_post("3").await {
+                        return None;
+                    }
                     continue;
                 }
                 return Some(p);
