@@ -8,6 +8,7 @@
 
 pub mod charts;
 pub mod columns;
+pub mod command;
 pub mod context;
 pub mod csv;
 pub mod findings;
