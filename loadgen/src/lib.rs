@@ -6,8 +6,32 @@
 //! - [`codec`]: pure codecs: probe messages, Engine.IO / Socket.IO packets, SSE parsing.
 //! - [`scenario`]: the validated scenario and strategy specs (`poll@1s`, `socketio`, …).
 //! - [`results`]: the result schema behind `results.json` and every report.
+//! - [`cli`]: the command line (`loadgen run`, the hidden `serve-chat`).
+//! - [`driver`]: one run, phase by phase ([`driver::run_strategy`]); [`summary`] turns its
+//!   counts into a [`results::RunResult`].
+//! - [`target`]: the server under test (child process or `--target`); [`control`]: capability
+//!   check, watchdog, /metrics scrapes.
+//! - [`strategy`]: the receivers, one module per strategy; [`sender`]: open-loop probe senders.
+//! - [`schedule`]: fixed tick arithmetic; [`recorder`]: deliveries, dedupe, histograms;
+//!   [`counters`]: requests, errors and bytes; [`context`]: what a run's tasks share.
+//! - [`net`]: counted TCP streams and per-client HTTP/1.1 connections; [`resources`]: CPU,
+//!   memory and the open-file limit; [`progress`]: the live bar.
 
+pub mod cli;
 pub mod codec;
+pub mod context;
+pub mod control;
+pub mod counters;
+pub mod driver;
+pub mod net;
+pub mod progress;
+pub mod recorder;
 pub mod report;
+pub mod resources;
 pub mod results;
 pub mod scenario;
+pub mod schedule;
+pub mod sender;
+pub mod strategy;
+pub mod summary;
+pub mod target;

@@ -1,1 +1,50 @@
-fn main() {}
+//! `loadgen`: parse the command line, run it, print the outcome, set the exit code.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use loadgen::cli::{self, Cli, Command};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => {
+                let cancel = CancellationToken::new();
+                let on_ctrl_c = cancel.clone();
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        on_ctrl_c.cancel();
+                    }
+                });
+                let report = cli::run(&args, cancel).await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&report.result)?);
+                } else {
+                    print!("{}", cli::render_summary(&report.result, &report.saved));
+                }
+                Ok(cli::exit_code(&report.result.outcome))
+            }
+            Command::ServeChat(args) => {
+                cli::serve_chat(args).await?;
+                Ok(0)
+            }
+        }
+    })
+}

@@ -1,0 +1,120 @@
+//! What every receiver and sender of one run shares: the target, the counters, the recorder and
+//! the stop signals. Passed as an `Arc`, never a global.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::counters::{Counters, ErrorKind};
+use crate::net::TargetAddr;
+use crate::recorder::{ReceiverLog, Recorder};
+
+pub struct RunContext {
+    pub target: Arc<TargetAddr>,
+    pub counters: Counters,
+    pub recorder: Recorder,
+    /// Tells receivers to stop at their next safe point (end of the drain, or abort).
+    pub stop_receivers: CancellationToken,
+    /// Tells senders to stop early (Ctrl-C or the server died).
+    pub abort: CancellationToken,
+    /// Set by a poll receiver that found messages without `id` (a target without cursors).
+    pub fell_back_to_full_list: AtomicBool,
+    /// Receivers that gave up during the connect phase.
+    pub connect_failed: AtomicU64,
+    /// Woken whenever a receiver finishes connecting (or fails to).
+    pub connect_progress: Notify,
+}
+
+impl RunContext {
+    pub fn new(target: Arc<TargetAddr>, recorder: Recorder, abort: CancellationToken) -> Self {
+        RunContext {
+            target,
+            counters: Counters::default(),
+            recorder,
+            stop_receivers: abort.child_token(),
+            abort,
+            fell_back_to_full_list: AtomicBool::new(false),
+            connect_failed: AtomicU64::new(0),
+            connect_progress: Notify::new(),
+        }
+    }
+}
+
+/// One simulated receiver's identity and dedupe state; strategies own one each.
+pub struct Receiver {
+    pub id: usize,
+    pub ctx: Arc<RunContext>,
+    log: ReceiverLog,
+    /// Still in the connect phase (not yet reported as connected or failed).
+    connecting: bool,
+}
+
+impl Receiver {
+    pub fn new(id: usize, ctx: Arc<RunContext>) -> Self {
+        let log = ctx.recorder.new_receiver_log(id);
+        Receiver {
+            id,
+            ctx,
+            log,
+            connecting: true,
+        }
+    }
+
+    /// The first handshake succeeded: this receiver counts as connected.
+    pub fn connected(&mut self) {
+        if std::mem::take(&mut self.connecting) {
+            self.ctx.counters.connected.fetch_add(1, Relaxed);
+            self.ctx.connect_progress.notify_one();
+        }
+    }
+
+    /// The first handshake failed: this receiver gives up and is not expected to receive.
+    pub fn connect_failed(&mut self, kind: ErrorKind) {
+        self.error(kind);
+        if std::mem::take(&mut self.connecting) {
+            self.ctx.connect_failed.fetch_add(1, Relaxed);
+            self.ctx.connect_progress.notify_one();
+        }
+    }
+
+    pub fn is_connecting(&self) -> bool {
+        self.connecting
+    }
+
+    pub fn error(&self, kind: ErrorKind) {
+        self.ctx.counters.error(kind);
+    }
+
+    pub fn request(&self) {
+        self.ctx.counters.receiver_requests.fetch_add(1, Relaxed);
+    }
+
+    pub fn empty_poll(&self) {
+        self.ctx.counters.empty_polls.fetch_add(1, Relaxed);
+    }
+
+    /// A chat message text arrived at `now`.
+    pub fn deliver_text(&mut self, text: &str, now: Instant) {
+        let ctx = &self.ctx;
+        ctx.recorder
+            .deliver_text(&mut self.log, text, now, &ctx.counters);
+    }
+
+    pub fn stopped(&self) -> &CancellationToken {
+        &self.ctx.stop_receivers
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // A receiver that ends before reporting (a panic, a stop during connect) still reports,
+        // so the connect phase never waits for it.
+        if self.connecting {
+            self.ctx.connect_failed.fetch_add(1, Relaxed);
+            self.ctx.connect_progress.notify_one();
+        }
+    }
+}

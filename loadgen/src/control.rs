@@ -1,0 +1,204 @@
+//! The generator's own conversations with the target, on connections counted apart from the
+//! strategy's: what the target supports, whether it is still alive, what its /metrics say.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Method, StatusCode, header};
+use http_body_util::Full;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::counters::WireCounters;
+use crate::net::{HttpConn, HttpError, TargetAddr, collect_body};
+use crate::scenario::StrategyKind;
+use crate::strategy::{Capabilities, Item};
+use crate::target::ChildServer;
+
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the watchdog checks that the target is alive.
+const HEALTH_PERIOD: Duration = Duration::from_millis(500);
+/// A target that has not answered for this long is declared dead.
+pub const DEAD_AFTER: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("target {addr} is unreachable: {source} (is the server running? check --target)")]
+    Unreachable { addr: String, source: HttpError },
+    #[error("target {addr} does not serve the chat API: GET /messages answered {detail}")]
+    NotAChat { addr: String, detail: String },
+}
+
+/// Finds out once what the target supports (see [`Capabilities`]).
+pub async fn detect(
+    target: &Arc<TargetAddr>,
+    wire: &Arc<WireCounters>,
+    kind: StrategyKind,
+) -> Result<Capabilities, ControlError> {
+    let mut conn = HttpConn::new(target.clone(), wire.clone());
+    let addr = target.addr.to_string();
+    let unreachable = |source| ControlError::Unreachable {
+        addr: addr.clone(),
+        source,
+    };
+    let (status, body) = get(&mut conn, "/messages?since=0")
+        .await
+        .map_err(unreachable)?;
+    let not_a_chat = |detail: String| ControlError::NotAChat {
+        addr: addr.clone(),
+        detail,
+    };
+    if !status.is_success() {
+        return Err(not_a_chat(format!("HTTP {status}")));
+    }
+    let items: Vec<Item<'_>> = serde_json::from_slice(&body)
+        .map_err(|e| not_a_chat(format!("something that is not a JSON message list ({e})")))?;
+    let ids: Option<Vec<u64>> = items.iter().map(|i| i.id).collect();
+    // An SSE check is only made when it matters: it opens a stream the generator then drops.
+    let sse = if kind == StrategyKind::Sse || (kind == StrategyKind::Longpoll && items.is_empty()) {
+        has_event_stream(&mut conn).await.map_err(unreachable)?
+    } else {
+        false
+    };
+    let cursor = match &ids {
+        Some(ids) if !ids.is_empty() => true,
+        // An empty list cannot show ids; the project's server is recognised by its event stream.
+        Some(_) => sse || kind != StrategyKind::Longpoll,
+        None => false,
+    };
+    Ok(Capabilities {
+        cursor,
+        sse,
+        last_id: ids.and_then(|ids| ids.into_iter().max()).unwrap_or(0),
+    })
+}
+
+async fn get(conn: &mut HttpConn, path: &str) -> Result<(StatusCode, bytes::Bytes), HttpError> {
+    let build = |t: &TargetAddr| t.request(Method::GET, path).body(Full::default());
+    let resp = conn.send(build, true, CONTROL_TIMEOUT).await?;
+    let status = resp.status();
+    Ok((status, collect_body(resp, CONTROL_TIMEOUT).await?))
+}
+
+async fn has_event_stream(conn: &mut HttpConn) -> Result<bool, HttpError> {
+    let build = |t: &TargetAddr| t.request(Method::GET, "/events").body(Full::default());
+    let resp = conn.send(build, true, CONTROL_TIMEOUT).await?;
+    let is_stream = resp.status() == StatusCode::OK
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+    conn.close();
+    Ok(is_stream)
+}
+
+/// The value of an unlabelled Prometheus sample `name` in a text exposition.
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (metric, value) = l.split_once(char::is_whitespace)?;
+        (metric == name).then(|| value.split_whitespace().next()?.parse().ok())?
+    })
+}
+
+/// What the target's /metrics said about its process, if it says anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerMetrics {
+    pub cpu_seconds: Option<f64>,
+    pub rss_bytes: Option<u64>,
+}
+
+impl ServerMetrics {
+    fn parse(text: &str) -> ServerMetrics {
+        ServerMetrics {
+            cpu_seconds: metric_value(text, "process_cpu_seconds_total"),
+            rss_bytes: metric_value(text, "process_resident_memory_bytes").map(|v| v as u64),
+        }
+    }
+}
+
+/// Scrapes `/metrics` once (control connection).
+pub async fn scrape(conn: &mut HttpConn) -> Result<ServerMetrics, HttpError> {
+    let (status, body) = get(conn, "/metrics").await?;
+    if !status.is_success() {
+        return Ok(ServerMetrics::default());
+    }
+    Ok(ServerMetrics::parse(&String::from_utf8_lossy(&body)))
+}
+
+/// Why the run had to stop early because of the server, written once.
+#[derive(Debug, Default)]
+pub struct DeathNote(Mutex<Option<String>>);
+
+impl DeathNote {
+    pub fn record(&self, detail: String) {
+        let mut note = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        note.get_or_insert(detail);
+    }
+
+    pub fn detail(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// Watches the target until `stop`: a child that exits, or a target that does not answer
+/// `/metrics` for [`DEAD_AFTER`], is recorded in `note` and `abort` is cancelled. Returns the
+/// highest resident memory /metrics reported.
+pub async fn watchdog(
+    mut conn: HttpConn,
+    child: Option<&ChildServer>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    note: &DeathNote,
+) -> Option<u64> {
+    let child_exit = async {
+        match child {
+            Some(child) => child.wait_exit().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(child_exit);
+    let mut last_ok = Instant::now();
+    let mut peak_rss = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_PERIOD) => {}
+            _ = stop.cancelled() => return peak_rss,
+            detail = &mut child_exit => {
+                note.record(detail);
+                abort.cancel();
+                return peak_rss;
+            }
+        }
+        match scrape(&mut conn).await {
+            Ok(m) => {
+                last_ok = Instant::now();
+                peak_rss = peak_rss.max(m.rss_bytes);
+            }
+            Err(e) if last_ok.elapsed() > DEAD_AFTER => {
+                note.record(format!(
+                    "target {} stopped answering for more than {DEAD_AFTER:?}: {e}",
+                    conn.target().addr
+                ));
+                abort.cancel();
+                return peak_rss;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_unlabelled_prometheus_samples() {
+        let text = "# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.25\nprocess_resident_memory_bytes 2.5e7\nfoo{a=\"b\"} 3\n";
+        assert_eq!(metric_value(text, "process_cpu_seconds_total"), Some(1.25));
+        let m = ServerMetrics::parse(text);
+        assert_eq!(m.rss_bytes, Some(25_000_000));
+        assert_eq!(metric_value(text, "foo"), None);
+        assert_eq!(metric_value(text, "process_cpu"), None);
+    }
+}

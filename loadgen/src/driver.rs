@@ -1,0 +1,425 @@
+//! One run, phase by phase: start (or find) the server, connect the receivers at a ramp, warm
+//! up, measure, drain, stop — and turn what was counted into a [`RunResult`].
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::context::{Receiver, RunContext};
+use crate::control::{self, ControlError, DeathNote};
+use crate::counters::CounterSnapshot;
+use crate::net::{HttpConn, TargetAddr};
+use crate::progress::{self, Phase};
+use crate::recorder::{Recorder, probes_per_sender};
+use crate::resources::{self, LimitError};
+use crate::results::{self, RunResult, Timings};
+use crate::scenario::{Scenario, StrategySpec};
+use crate::sender::{self, SenderPlan, sender_schedule};
+use crate::strategy::{Strategy, UnsupportedStrategy};
+use crate::summary::{self, RunFacts, ServerSide};
+use crate::target::{ChildServer, TargetError, TargetUrl};
+
+/// Receivers still connecting this long after the ramp ended count as failed.
+const CONNECT_GRACE: Duration = Duration::from_secs(15);
+/// How long stopped receivers get to finish the request they are in.
+const STOP_GRACE: Duration = Duration::from_secs(12);
+
+/// What the caller (CLI, sweeps, tests) controls about a run besides its scenario.
+#[derive(Debug, Clone, Default)]
+pub struct RunHooks {
+    /// A bar to show live counters on (the caller decides whether it is visible).
+    pub progress: Option<indicatif::ProgressBar>,
+    /// Cancel to stop the run early (Ctrl-C); partial results are returned.
+    pub cancel: CancellationToken,
+    /// Executable to re-run as `serve-chat` when no `--target` is given; `None`: this executable.
+    pub server_exe: Option<PathBuf>,
+}
+
+/// Why a run could not start. (A server that dies mid-run is an outcome, not an error.)
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Unsupported(#[from] UnsupportedStrategy),
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+    #[error("cannot find this executable to start the chat server from: {0}")]
+    CurrentExe(std::io::Error),
+    #[error("--rate must be a positive number of messages per second, got {0}")]
+    BadRate(f64),
+}
+
+pub use crate::resources::machine_info;
+
+/// This tool's name, version and (when built with `PUSHPOLL_GIT_COMMIT` set) commit.
+pub fn tool_info() -> results::ToolInfo {
+    results::ToolInfo {
+        name: env!("CARGO_PKG_NAME").to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: option_env!("PUSHPOLL_GIT_COMMIT").map(str::to_string),
+    }
+}
+
+/// The server under test for one run.
+pub enum Server {
+    Child(ChildServer),
+    Remote { url: String },
+}
+
+impl Server {
+    fn child(&self) -> Option<&ChildServer> {
+        match self {
+            Server::Child(c) => Some(c),
+            Server::Remote { .. } => None,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Server::Child(_) => "spawned".to_string(),
+            Server::Remote { url } => url.clone(),
+        }
+    }
+}
+
+/// Runs `spec` under `scenario` and returns what it measured.
+pub async fn run_strategy(
+    scenario: &Scenario,
+    spec: &StrategySpec,
+    hooks: &RunHooks,
+) -> Result<RunResult, RunError> {
+    if !(scenario.rate.is_finite() && scenario.rate > 0.0) {
+        return Err(RunError::BadRate(scenario.rate));
+    }
+    resources::ensure_fd_limit(
+        scenario.clients.get() as u64,
+        1,
+        scenario.senders.get() as u64,
+    )?;
+    let (server, target) = start_server(scenario, hooks).await?;
+    let result = run_on(scenario, spec, hooks, &server, target).await;
+    if let Server::Child(child) = server {
+        child.stop().await;
+    }
+    result
+}
+
+async fn start_server(
+    scenario: &Scenario,
+    hooks: &RunHooks,
+) -> Result<(Server, Arc<TargetAddr>), RunError> {
+    match &scenario.target {
+        Some(url) => {
+            let parsed = TargetUrl::parse(url)?;
+            let addr = parsed.resolve(scenario.allow_remote).await?;
+            let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
+            Ok((Server::Remote { url: url.clone() }, Arc::new(target)))
+        }
+        None => {
+            let exe = match &hooks.server_exe {
+                Some(exe) => exe.clone(),
+                None => std::env::current_exe().map_err(RunError::CurrentExe)?,
+            };
+            let child = ChildServer::spawn(&exe, &[]).await?;
+            let target = child.target_addr()?;
+            Ok((Server::Child(child), Arc::new(target)))
+        }
+    }
+}
+
+async fn run_on(
+    scenario: &Scenario,
+    spec: &StrategySpec,
+    hooks: &RunHooks,
+    server: &Server,
+    target: Arc<TargetAddr>,
+) -> Result<RunResult, RunError> {
+    let epoch = Instant::now();
+    let period = Duration::from_secs_f64(scenario.senders.get() as f64 / scenario.rate);
+    let per_sender = probes_per_sender(scenario.warmup + scenario.duration, period);
+    let recorder = Recorder::new(epoch, rand::random(), scenario.senders.get(), per_sender);
+    let ctx = Arc::new(RunContext::new(
+        target,
+        recorder,
+        hooks.cancel.child_token(),
+    ));
+    let caps = control::detect(&ctx.target, &ctx.counters.control_wire, spec.kind).await?;
+    let strategy = Strategy::new(spec, &caps, scenario.seed)?;
+    let (phase_tx, phase_rx) = watch::channel(Phase::Connect);
+    let bar = hooks
+        .progress
+        .clone()
+        .map(|bar| tokio::spawn(progress::follow(bar, ctx.clone(), phase_rx)));
+    let note = DeathNote::default();
+    let stop_watch = CancellationToken::new();
+    let watch_conn = HttpConn::new(ctx.target.clone(), ctx.counters.control_wire.clone());
+    let watchdog = control::watchdog(
+        watch_conn,
+        server.child(),
+        stop_watch.clone(),
+        ctx.abort.clone(),
+        &note,
+    );
+    let phases = async {
+        let facts = run_phases(&ctx, scenario, &strategy, server, &phase_tx).await;
+        stop_watch.cancel();
+        facts
+    };
+    let (mut facts, metrics_peak_rss) = tokio::join!(phases, watchdog);
+    phase_tx.send_replace(Phase::Done);
+    if let Some(bar) = bar {
+        let _ = bar.await;
+    }
+    if let ServerSide::Metrics(usage) = &mut facts.server {
+        usage.peak_rss_bytes = usage.peak_rss_bytes.max(metrics_peak_rss.unwrap_or(0));
+    }
+    facts.outcome = summary::outcome(
+        note.detail(),
+        hooks.cancel.is_cancelled(),
+        facts.clients.connected,
+    );
+    facts.target = server.label();
+    Ok(summary::assemble(&ctx, spec, &strategy, facts))
+}
+
+/// Connect, warm-up, measure, drain, stop: each wait ends early when the run is aborted, so an
+/// interrupted run still walks through every step and reports what it had.
+async fn run_phases(
+    ctx: &Arc<RunContext>,
+    scenario: &Scenario,
+    strategy: &Strategy,
+    server: &Server,
+    phase: &watch::Sender<Phase>,
+) -> RunFacts {
+    let start = Instant::now();
+    let clients = scenario.clients.get();
+    let ramp = Duration::from_secs_f64(clients as f64 / scenario.connect_rate.max(1e-3));
+    let spawner = tokio::spawn(spawn_receivers(
+        ctx.clone(),
+        strategy.clone(),
+        clients,
+        scenario.connect_rate,
+    ));
+    wait_connected(ctx, clients as u64, start + ramp + CONNECT_GRACE).await;
+    let connected = ctx
+        .counters
+        .connected
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let connect_end = Instant::now();
+
+    let origin = Instant::now();
+    let measure_from = origin + scenario.warmup;
+    let measure_to = measure_from + scenario.duration;
+    ctx.recorder.set_window(measure_from, measure_to, connected);
+    let plans: Vec<SenderPlan> = (0..scenario.senders.get() as u32)
+        .map(|index| {
+            let schedule = sender_schedule(origin, index, scenario.senders.get(), scenario.rate);
+            SenderPlan {
+                index,
+                schedule,
+                count: schedule.ticks_in(origin, measure_to),
+                payload_bytes: scenario.payload_bytes,
+            }
+        })
+        .collect();
+    let planned_sends = plans
+        .iter()
+        .map(|p| p.schedule.ticks_in(measure_from, measure_to))
+        .sum();
+    let senders: Vec<JoinHandle<()>> = if connected > 0 {
+        plans
+            .iter()
+            .map(|p| tokio::spawn(sender::run(ctx.clone(), *p)))
+            .collect()
+    } else {
+        ctx.abort.cancel();
+        Vec::new()
+    };
+    phase.send_replace(Phase::Warmup);
+    wait_until(measure_from, &ctx.abort).await;
+    let at_from = Snapshot::take(ctx, server).await;
+    phase.send_replace(Phase::Measure);
+    wait_until(measure_to, &ctx.abort).await;
+    let at_to = Snapshot::take(ctx, server).await;
+    phase.send_replace(Phase::Drain);
+    join_all(senders, &ctx.abort).await;
+    drain(ctx, Instant::now() + scenario.drain).await;
+    let drain_end = Instant::now();
+    let gen_end = resources::sample(None).unwrap_or_default();
+    let server_end = server.child().and_then(|c| resources::sample(c.pid));
+    ctx.stop_receivers.cancel();
+    let receivers = spawner.await.unwrap_or_default();
+    join_within(receivers, STOP_GRACE).await;
+    let end = Instant::now();
+
+    let window = at_to.at.saturating_duration_since(at_from.at);
+    RunFacts {
+        timings: Timings {
+            connect_ms: ms(connect_end - start),
+            warmup_ms: ms(at_from.at.saturating_duration_since(origin)),
+            measure_ms: ms(window),
+            drain_ms: ms(drain_end.saturating_duration_since(at_to.at)),
+            total_ms: ms(end - start),
+        },
+        clients: results::ClientCounts {
+            planned: clients as u64,
+            connected,
+            failed: clients as u64 - connected,
+        },
+        window: at_to.counters.since(&at_from.counters),
+        window_seconds: window.as_secs_f64(),
+        planned_sends,
+        planned_polls: planned_polls(strategy, connected, window),
+        generator: results::ProcessUsage {
+            peak_rss_bytes: gen_end.peak_rss_bytes,
+            ..resources::usage_between(at_from.generator, at_to.generator, window)
+        },
+        server: ServerSide::from_snapshots(&at_from.server, &at_to.server, server_end, window),
+        outcome: results::Outcome::Completed,
+        target: String::new(),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn planned_polls(strategy: &Strategy, connected: u64, window: Duration) -> u64 {
+    match strategy {
+        Strategy::Poll(c) => {
+            (connected as f64 * window.as_secs_f64() / c.interval.as_secs_f64()).round() as u64
+        }
+        _ => 0,
+    }
+}
+
+/// Counters and CPU readings at a phase boundary.
+struct Snapshot {
+    at: Instant,
+    counters: CounterSnapshot,
+    generator: resources::ProcSample,
+    server: ServerReading,
+}
+
+/// The server's CPU at a phase boundary, from wherever it can be read.
+pub enum ServerReading {
+    Proc(resources::ProcSample),
+    Metrics(control::ServerMetrics),
+    Unavailable,
+}
+
+impl Snapshot {
+    async fn take(ctx: &RunContext, server: &Server) -> Snapshot {
+        let at = Instant::now();
+        let counters = ctx.counters.snapshot();
+        let generator = resources::sample(None).unwrap_or_default();
+        let server = match server {
+            Server::Child(child) => {
+                resources::sample(child.pid).map_or(ServerReading::Unavailable, ServerReading::Proc)
+            }
+            Server::Remote { .. } => {
+                let mut conn = HttpConn::new(ctx.target.clone(), ctx.counters.control_wire.clone());
+                match control::scrape(&mut conn).await {
+                    Ok(m) if m.cpu_seconds.is_some() => ServerReading::Metrics(m),
+                    _ => ServerReading::Unavailable,
+                }
+            }
+        };
+        Snapshot {
+            at,
+            counters,
+            generator,
+            server,
+        }
+    }
+}
+
+/// Starts receiver `i` at `i / rate` seconds; stops starting them when the run is aborted.
+async fn spawn_receivers(
+    ctx: Arc<RunContext>,
+    strategy: Strategy,
+    clients: usize,
+    rate: f64,
+) -> Vec<JoinHandle<()>> {
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(clients);
+    for id in 0..clients {
+        let due = start + Duration::from_secs_f64(id as f64 / rate.max(1e-3));
+        tokio::select! {
+            _ = tokio::time::sleep_until(due) => {}
+            _ = ctx.abort.cancelled() => break,
+        }
+        let strategy = strategy.clone();
+        let rx = Receiver::new(id, ctx.clone());
+        handles.push(tokio::spawn(async move { strategy.run(rx).await }));
+    }
+    handles
+}
+
+/// Waits until every receiver reported (connected or failed), the deadline, or an abort.
+async fn wait_connected(ctx: &RunContext, clients: u64, deadline: Instant) {
+    use std::sync::atomic::Ordering::Relaxed;
+    loop {
+        let reported = ctx.counters.connected.load(Relaxed) + ctx.connect_failed.load(Relaxed);
+        if reported >= clients {
+            return;
+        }
+        tokio::select! {
+            _ = ctx.connect_progress.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = ctx.abort.cancelled() => return,
+        }
+    }
+}
+
+async fn wait_until(t: Instant, abort: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep_until(t) => {}
+        _ = abort.cancelled() => {}
+    }
+}
+
+/// Waits until every measured probe reached every receiver, the deadline, or an abort.
+async fn drain(ctx: &RunContext, deadline: Instant) {
+    loop {
+        let progress = ctx.recorder.fanout_progress();
+        tokio::pin!(progress);
+        progress.as_mut().enable();
+        if ctx.recorder.all_delivered() {
+            return;
+        }
+        tokio::select! {
+            _ = progress => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = ctx.abort.cancelled() => return,
+        }
+    }
+}
+
+/// Joins the senders (they stop by themselves, or at an abort).
+async fn join_all(handles: Vec<JoinHandle<()>>, abort: &CancellationToken) {
+    for h in handles {
+        tokio::select! {
+            _ = h => {}
+            _ = abort.cancelled() => {}
+        }
+    }
+}
+
+/// Joins stopped receivers; any still running after `grace` are aborted.
+async fn join_within(handles: Vec<JoinHandle<()>>, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    for mut h in handles {
+        if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
+            h.abort();
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! One keep-alive HTTP/1.1 connection per simulated client (as a browser tab would hold),
+//! reopened when the server closes it, with every byte counted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::CountingStream;
+use crate::counters::{ErrorKind, WireCounters};
+
+/// Deadline for opening a TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the server under test listens, and the `Host` header naming it.
+#[derive(Debug, Clone)]
+pub struct TargetAddr {
+    pub addr: SocketAddr,
+    pub host: HeaderValue,
+}
+
+impl TargetAddr {
+    pub fn new(addr: SocketAddr, host: &str) -> Result<Self, HttpError> {
+        let host = HeaderValue::from_str(host).map_err(|_| HttpError::BadHost(host.to_string()))?;
+        Ok(TargetAddr { addr, host })
+    }
+
+    /// A request builder for `path` with the `Host` header set.
+    pub fn request(&self, method: Method, path: &str) -> http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.host.clone())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("HTTP error: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("bad request: {0}")]
+    Request(#[from] http::Error),
+    #[error("`{0}` is not a valid Host header")]
+    BadHost(String),
+    #[error("unexpected HTTP status {0}")]
+    Status(http::StatusCode),
+}
+
+impl HttpError {
+    /// The counter this error adds to.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            HttpError::Connect { .. } => ErrorKind::Connect,
+            HttpError::Timeout(_) => ErrorKind::Timeout,
+            HttpError::Http(e) if e.is_incomplete_message() || e.is_canceled() => ErrorKind::Closed,
+            HttpError::Http(_) => ErrorKind::Io,
+            HttpError::Request(_) | HttpError::BadHost(_) => ErrorKind::Protocol,
+            HttpError::Status(_) => ErrorKind::HttpStatus,
+        }
+    }
+}
+
+/// Opens a TCP connection with `TCP_NODELAY` (as the server sets on its side), counted in `wire`.
+pub async fn connect_tcp(
+    target: &TargetAddr,
+    wire: &Arc<WireCounters>,
+) -> Result<CountingStream<TcpStream>, HttpError> {
+    let connect = TcpStream::connect(target.addr);
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| HttpError::Timeout(CONNECT_TIMEOUT))?
+        .map_err(|source| HttpError::Connect {
+            addr: target.addr,
+            source,
+        })?;
+    stream
+        .set_nodelay(true)
+        .map_err(|source| HttpError::Connect {
+            addr: target.addr,
+            source,
+        })?;
+    wire.connections.fetch_add(1, Relaxed);
+    Ok(CountingStream::new(stream, wire.clone()))
+}
+
+/// A client's HTTP/1.1 connection; requests go one at a time, as on a browser's connection.
+pub struct HttpConn {
+    target: Arc<TargetAddr>,
+    wire: Arc<WireCounters>,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl HttpConn {
+    pub fn new(target: Arc<TargetAddr>, wire: Arc<WireCounters>) -> Self {
+        HttpConn {
+            target,
+            wire,
+            sender: None,
+        }
+    }
+
+    pub fn target(&self) -> &TargetAddr {
+        &self.target
+    }
+
+    /// Opens the connection now (the connect phase), instead of on the first request.
+    pub async fn open(&mut self) -> Result<(), HttpError> {
+        self.ready().await.map(|_| ())
+    }
+
+    async fn ready(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, HttpError> {
+        let reusable = match self.sender.as_mut() {
+            Some(s) => s.ready().await.is_ok(),
+            None => false,
+        };
+        if !reusable {
+            let io = TokioIo::new(connect_tcp(&self.target, &self.wire).await?);
+            let (sender, conn) = http1::handshake(io).await?;
+            // The connection task ends when the socket closes; its error, if any, is the one the
+            // pending or next request reports, so it is counted there.
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.sender = Some(sender);
+        }
+        Ok(self.sender.as_mut().expect("sender was just set"))
+    }
+
+    /// Sends a request, reconnecting if the server closed the idle connection. `build` is
+    /// called again for the one retry a closed keep-alive connection gets (only if
+    /// `idempotent`, as browsers do).
+    pub async fn send(
+        &mut self,
+        build: impl Fn(&TargetAddr) -> Result<Request<Full<Bytes>>, http::Error>,
+        idempotent: bool,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, HttpError> {
+        let attempt = async {
+            let first = self.send_once(build(&self.target.clone())?).await;
+            match first {
+                Err(HttpError::Http(e))
+                    if idempotent && (e.is_canceled() || e.is_incomplete_message()) =>
+                {
+                    self.sender = None;
+                    self.send_once(build(&self.target.clone())?).await
+                }
+                other => other,
+            }
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .map_err(|_| HttpError::Timeout(timeout))?
+    }
+
+    async fn send_once(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, HttpError> {
+        let sender = self.ready().await?;
+        let result = sender.send_request(req).await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        Ok(result?)
+    }
+
+    /// Drops the connection (the next request opens a new one).
+    pub fn close(&mut self) {
+        self.sender = None;
+    }
+}
+
+/// Reads a whole response body.
+pub async fn collect_body(resp: Response<Incoming>, timeout: Duration) -> Result<Bytes, HttpError> {
+    let body = resp.into_body().collect();
+    let collected = tokio::time::timeout(timeout, body)
+        .await
+        .map_err(|_| HttpError::Timeout(timeout))??;
+    Ok(collected.to_bytes())
+}

@@ -1,0 +1,8 @@
+//! Client-side networking: counted TCP streams, one keep-alive HTTP/1.1 connection per client,
+//! and the address of the server under test.
+
+mod counting;
+mod http;
+
+pub use counting::CountingStream;
+pub use http::{HttpConn, HttpError, TargetAddr, collect_body, connect_tcp};

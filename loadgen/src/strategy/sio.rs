@@ -1,0 +1,89 @@
+//! The Socket.IO client logic both transports share: what to do with one Engine.IO packet.
+
+use tokio::time::Instant;
+
+use super::messages::deliver_item;
+use crate::codec::engineio::{
+    EioPacket, SioPacket, decode_sio, encode_sio_connect, split_event_borrowed,
+};
+use crate::context::Receiver;
+use crate::counters::ErrorKind;
+
+/// The chat's Socket.IO event name.
+const MESSAGE_EVENT: &str = "message";
+
+/// What the transport must do after one packet.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Nothing,
+    /// Send this packet back (a pong, or the namespace connect after the handshake).
+    Reply(String),
+    /// The namespace connect was acknowledged.
+    Connected,
+    /// A chat message was delivered.
+    Delivered,
+    /// The server closed the session.
+    Closed,
+    /// The server refused the namespace connect.
+    Refused,
+}
+
+pub fn on_packet(packet: EioPacket<'_>, rx: &mut Receiver, now: Instant) -> Step {
+    match packet {
+        EioPacket::Open(_) => {
+            let mut out = String::with_capacity(2);
+            encode_sio_connect("/", &mut out);
+            Step::Reply(out)
+        }
+        EioPacket::Ping(data) => Step::Reply(format!("3{data}")),
+        EioPacket::Message(m) => on_message(m, rx, now),
+        EioPacket::Close => Step::Closed,
+        EioPacket::Pong(_) | EioPacket::Upgrade | EioPacket::Noop => Step::Nothing,
+    }
+}
+
+fn on_message(text: &str, rx: &mut Receiver, now: Instant) -> Step {
+    match decode_sio(text) {
+        Ok(SioPacket::Connect { .. }) => Step::Connected,
+        Ok(SioPacket::ConnectError { .. }) => Step::Refused,
+        Ok(SioPacket::Disconnect { .. }) => Step::Closed,
+        Ok(SioPacket::Event { args, .. }) => match split_event_borrowed(args) {
+            Ok((name, arg)) if name == MESSAGE_EVENT => match deliver_item(arg, rx, now) {
+                Ok(_) => Step::Delivered,
+                Err(_) => protocol_error(rx),
+            },
+            Ok(_) => Step::Nothing,
+            Err(_) => protocol_error(rx),
+        },
+        Ok(SioPacket::Ack { .. }) => Step::Nothing,
+        Err(_) => protocol_error(rx),
+    }
+}
+
+fn protocol_error(rx: &Receiver) -> Step {
+    rx.error(ErrorKind::Protocol);
+    Step::Nothing
+}
+
+/// How a Socket.IO session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Told to stop.
+    Stopped,
+    /// Lost, for this reason; the receiver reconnects (or fails, if it never connected).
+    Lost(ErrorKind),
+}
+
+/// After a session ended: false when the receiver is done (stopped, or it never connected);
+/// true after the reconnect pause (a fresh session follows, as the official client does).
+pub async fn after_session(rx: &mut Receiver, end: End) -> bool {
+    match end {
+        End::Stopped => return false,
+        End::Lost(kind) if rx.is_connecting() => {
+            rx.connect_failed(kind);
+            return false;
+        }
+        End::Lost(kind) => rx.error(kind),
+    }
+    super::pause(super::RECONNECT_BACKOFF, rx.stopped()).await
+}

@@ -1,0 +1,96 @@
+//! `socketio`: Socket.IO v5 over an Engine.IO v4 WebSocket, on a counted TCP stream with small
+//! buffers (a few KiB per client, so 10,000 clients fit in one process).
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use super::REQUEST_TIMEOUT;
+use super::sio::{End, Step, after_session, on_packet};
+use crate::codec::engineio::decode_packet;
+use crate::context::Receiver;
+use crate::counters::ErrorKind;
+use crate::net::{CountingStream, connect_tcp};
+
+type Ws = WebSocketStream<CountingStream<TcpStream>>;
+
+/// Chat frames are small; a 4 KiB read buffer keeps each idle client cheap, and an eager write
+/// (no write buffering) sends pongs at once.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+}
+
+pub async fn run(mut rx: Receiver) {
+    loop {
+        let end = session(&mut rx).await;
+        if !after_session(&mut rx, end).await {
+            return;
+        }
+    }
+}
+
+async fn session(rx: &mut Receiver) -> End {
+    let mut ws = match open(rx).await {
+        Ok(ws) => ws,
+        Err(kind) => return End::Lost(kind),
+    };
+    // The namespace connect must be acknowledged within the request deadline.
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let frame = tokio::select! {
+            f = ws.next() => f,
+            _ = rx.stopped().cancelled() => return End::Stopped,
+            _ = tokio::time::sleep_until(deadline), if rx.is_connecting() => {
+                return End::Lost(ErrorKind::Timeout);
+            }
+        };
+        let text = match frame {
+            None => return End::Lost(ErrorKind::Closed),
+            Some(Err(_)) => return End::Lost(ErrorKind::Io),
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) => return End::Lost(ErrorKind::Closed),
+            Some(Ok(_)) => continue,
+        };
+        let step = match decode_packet(text.as_str()) {
+            Ok(packet) => on_packet(packet, rx, Instant::now()),
+            Err(_) => {
+                rx.error(ErrorKind::Protocol);
+                continue;
+            }
+        };
+        match step {
+            Step::Reply(reply) => {
+                if ws.send(Message::text(reply)).await.is_err() {
+                    return End::Lost(ErrorKind::Io);
+                }
+            }
+            Step::Connected => rx.connected(),
+            Step::Closed => return End::Lost(ErrorKind::Closed),
+            Step::Refused => return End::Lost(ErrorKind::Protocol),
+            Step::Nothing | Step::Delivered => {}
+        }
+    }
+}
+
+async fn open(rx: &mut Receiver) -> Result<Ws, ErrorKind> {
+    let target = rx.ctx.target.clone();
+    let tcp = connect_tcp(&target, &rx.ctx.counters.receiver_wire)
+        .await
+        .map_err(|e| e.kind())?;
+    let host = target.host.to_str().map_err(|_| ErrorKind::Protocol)?;
+    let url = format!("ws://{host}/socket.io/?EIO=4&transport=websocket");
+    rx.request();
+    let handshake = tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config()));
+    match tokio::time::timeout(REQUEST_TIMEOUT, handshake).await {
+        Err(_) => Err(ErrorKind::Timeout),
+        Ok(Err(_)) => Err(ErrorKind::Connect),
+        Ok(Ok((ws, _response))) => Ok(ws),
+    }
+}

@@ -1,0 +1,103 @@
+//! `sse`: one `GET /events` stream per receiver, parsed incrementally; on a lost stream the
+//! receiver reconnects with `Last-Event-ID`, as `EventSource` does.
+
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::messages::deliver_item;
+use super::{RECONNECT_BACKOFF, REQUEST_TIMEOUT, pause};
+use crate::codec::sse::SseParser;
+use crate::context::Receiver;
+use crate::counters::ErrorKind;
+use crate::net::{HttpConn, HttpError};
+
+pub async fn run(mut rx: Receiver) {
+    let ctx = rx.ctx.clone();
+    let mut conn = HttpConn::new(ctx.target.clone(), ctx.counters.receiver_wire.clone());
+    let mut last_id: Option<u64> = None;
+    let stop = ctx.stop_receivers.clone();
+    loop {
+        let body = match open_stream(&mut conn, last_id, &mut rx).await {
+            Ok(body) => body,
+            Err(e) if rx.is_connecting() => return rx.connect_failed(e.kind()),
+            Err(e) => {
+                rx.error(e.kind());
+                if !pause(RECONNECT_BACKOFF, rx.stopped()).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        rx.connected();
+        let ended = tokio::select! {
+            end = read_stream(body, &mut last_id, &mut rx) => end,
+            _ = stop.cancelled() => return,
+        };
+        rx.error(ended);
+        conn.close();
+        if !pause(RECONNECT_BACKOFF, rx.stopped()).await {
+            return;
+        }
+    }
+}
+
+async fn open_stream(
+    conn: &mut HttpConn,
+    last_id: Option<u64>,
+    rx: &mut Receiver,
+) -> Result<Incoming, HttpError> {
+    rx.request();
+    let build = |t: &crate::net::TargetAddr| {
+        let mut b = t.request(Method::GET, "/events").header(
+            header::ACCEPT,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        if let Some(id) = last_id {
+            b = b.header("last-event-id", id);
+        }
+        b.body(Full::default())
+    };
+    let resp = conn.send(build, true, REQUEST_TIMEOUT).await?;
+    match resp.status() {
+        StatusCode::OK => Ok(resp.into_body()),
+        s => Err(HttpError::Status(s)),
+    }
+}
+
+/// Reads events until the stream ends; returns why it ended.
+async fn read_stream(
+    mut body: Incoming,
+    last_id: &mut Option<u64>,
+    rx: &mut Receiver,
+) -> ErrorKind {
+    let mut parser = SseParser::new();
+    loop {
+        let chunk = match body.frame().await {
+            None => return ErrorKind::Closed,
+            Some(Err(_)) => return ErrorKind::Io,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                Err(_) => continue,
+            },
+        };
+        let now = Instant::now();
+        let mut bad = false;
+        let parsed = parser.push(&chunk, |event| {
+            if let Some(id) = event.id.and_then(|id| id.parse().ok()) {
+                *last_id = Some(id);
+            }
+            let is_message = event.event.is_empty() || event.event == "message";
+            if is_message && !event.data.is_empty() && deliver_item(event.data, rx, now).is_err() {
+                bad = true;
+            }
+        });
+        if bad {
+            rx.error(ErrorKind::Protocol);
+        }
+        if parsed.is_err() {
+            return ErrorKind::Protocol;
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Turns what a run counted into its [`RunResult`]: latency statistics, delivery, traffic,
+//! schedule keeping, resources, and the warnings a reader must see first.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use crate::context::RunContext;
+use crate::control::ServerMetrics;
+use crate::counters::CounterSnapshot;
+use crate::driver::ServerReading;
+use crate::resources::{self, ProcSample};
+use crate::results::{
+    ClientCounts, Delivery, EncodedHistogram, LatencyResult, LatencyStats, Outcome, ProcessUsage,
+    Requests, Resources, RunResult, ScheduleStats, Timings, Traffic, TrafficWindow, Warning,
+};
+use crate::scenario::StrategySpec;
+use crate::strategy::Strategy;
+
+/// Generator CPU above this share of all cores flags the run as saturated.
+const SATURATED_CPU_SHARE: f64 = 0.8;
+/// Achieved send or poll rate below this share of plan flags the run as saturated.
+const RATE_FLOOR: f64 = 0.99;
+/// Fewer corrected latency samples than this make tail percentiles meaningless.
+const FEW_SAMPLES: u64 = 100;
+
+/// Everything the driver measured, before it becomes a [`RunResult`].
+pub struct RunFacts {
+    pub timings: Timings,
+    pub clients: ClientCounts,
+    /// Counter deltas over the measured window.
+    pub window: CounterSnapshot,
+    pub window_seconds: f64,
+    pub planned_sends: u64,
+    pub planned_polls: u64,
+    pub generator: ProcessUsage,
+    pub server: ServerSide,
+    pub outcome: Outcome,
+    pub target: String,
+}
+
+/// The server's usage, and where it was read.
+pub enum ServerSide {
+    Proc(ProcessUsage),
+    Metrics(ProcessUsage),
+    Unavailable,
+}
+
+impl ServerSide {
+    pub fn from_snapshots(
+        from: &ServerReading,
+        to: &ServerReading,
+        end: Option<ProcSample>,
+        window: Duration,
+    ) -> ServerSide {
+        match (from, to) {
+            (ServerReading::Proc(a), ServerReading::Proc(b)) => {
+                let end = end.unwrap_or(*b);
+                ServerSide::Proc(ProcessUsage {
+                    peak_rss_bytes: end.peak_rss_bytes.max(b.peak_rss_bytes),
+                    ..resources::usage_between(*a, *b, window)
+                })
+            }
+            (ServerReading::Metrics(a), ServerReading::Metrics(b)) => metrics_usage(a, b, window),
+            _ => ServerSide::Unavailable,
+        }
+    }
+
+    fn into_parts(self) -> (Option<ProcessUsage>, &'static str) {
+        match self {
+            ServerSide::Proc(u) => (Some(u), "proc"),
+            ServerSide::Metrics(u) => (Some(u), "metrics"),
+            ServerSide::Unavailable => (None, "unavailable"),
+        }
+    }
+}
+
+fn metrics_usage(a: &ServerMetrics, b: &ServerMetrics, window: Duration) -> ServerSide {
+    match (a.cpu_seconds, b.cpu_seconds) {
+        (Some(ca), Some(cb)) => {
+            let cpu_seconds = (cb - ca).max(0.0);
+            ServerSide::Metrics(ProcessUsage {
+                cpu_seconds,
+                cpu_percent: crate::results::ratio(cpu_seconds, window.as_secs_f64()) * 100.0,
+                peak_rss_bytes: a.rss_bytes.max(b.rss_bytes).unwrap_or(0),
+            })
+        }
+        _ => ServerSide::Unavailable,
+    }
+}
+
+/// How the run ended: the server's death beats an interrupt, which beats an empty run.
+pub fn outcome(server_died: Option<String>, interrupted: bool, connected: u64) -> Outcome {
+    match server_died {
+        Some(detail) => Outcome::ServerDied { detail },
+        None if interrupted => Outcome::Interrupted,
+        None if connected == 0 => Outcome::Failed {
+            detail: "no receiver could connect: see errors (connect) and the server's log".into(),
+        },
+        None => Outcome::Completed,
+    }
+}
+
+pub fn assemble(
+    ctx: &RunContext,
+    spec: &StrategySpec,
+    strategy: &Strategy,
+    mut facts: RunFacts,
+) -> RunResult {
+    let delivery = ctx.recorder.delivery(&ctx.counters);
+    let latency = latency(ctx);
+    let traffic = traffic(ctx, &facts);
+    let schedule = schedule(ctx, &facts, &delivery);
+    let (server, server_source) =
+        std::mem::replace(&mut facts.server, ServerSide::Unavailable).into_parts();
+    let resources = Resources {
+        generator: facts.generator.clone(),
+        server,
+        server_source: server_source.to_string(),
+    };
+    let warnings = warnings(
+        ctx, &facts, &delivery, &latency, &schedule, &resources, strategy,
+    );
+    RunResult {
+        label: spec.label(),
+        strategy: spec.clone(),
+        target: facts.target.clone(),
+        outcome: facts.outcome.clone(),
+        timings: facts.timings.clone(),
+        clients: facts.clients.clone(),
+        latency,
+        delivery,
+        traffic,
+        schedule,
+        resources,
+        saturated: warnings.iter().any(Warning::is_saturation),
+        warnings,
+    }
+}
+
+fn latency(ctx: &RunContext) -> LatencyResult {
+    let h = ctx.recorder.histograms();
+    // Serializing into memory cannot fail: the only errors are I/O errors of the writer.
+    let encode = |h| EncodedHistogram::encode(h).expect("histograms serialize into memory");
+    LatencyResult {
+        corrected: LatencyStats::from_histogram(&h.corrected),
+        uncorrected: LatencyStats::from_histogram(&h.uncorrected),
+        fanout: LatencyStats::from_histogram(&h.fanout),
+        histogram_corrected: encode(&h.corrected),
+        histogram_uncorrected: encode(&h.uncorrected),
+        histogram_fanout: encode(&h.fanout),
+    }
+}
+
+fn traffic(ctx: &RunContext, facts: &RunFacts) -> Traffic {
+    let c = &ctx.counters;
+    let (rx_up, rx_down) = c.receiver_wire.snapshot();
+    let (tx_up, tx_down) = c.sender_wire.snapshot();
+    let (ctl_up, ctl_down) = c.control_wire.snapshot();
+    let w = &facts.window;
+    Traffic {
+        requests: Requests {
+            receiver_requests: c.receiver_requests.load(Relaxed),
+            empty_polls: c.empty_polls.load(Relaxed),
+            not_modified: c.not_modified.load(Relaxed),
+            posts: c.posts.load(Relaxed),
+            errors: c.errors_by_kind(),
+            control_bytes_up: ctl_up,
+            control_bytes_down: ctl_down,
+        },
+        bytes_up: rx_up + tx_up,
+        bytes_down: rx_down + tx_down,
+        receiver_bytes: rx_up + rx_down,
+        connections_opened: c.receiver_wire.connections.load(Relaxed)
+            + c.sender_wire.connections.load(Relaxed),
+        measured: TrafficWindow {
+            seconds: facts.window_seconds,
+            receiver_requests: w.receiver_requests,
+            empty_polls: w.empty_polls,
+            receiver_bytes_up: w.receiver_bytes_up,
+            receiver_bytes_down: w.receiver_bytes_down,
+            deliveries: w.deliveries,
+        },
+    }
+}
+
+fn schedule(ctx: &RunContext, facts: &RunFacts, delivery: &Delivery) -> ScheduleStats {
+    let c = &ctx.counters;
+    ScheduleStats {
+        planned_sends: facts.planned_sends,
+        // Measured probes whose POST was made (whenever it started): exact, unlike a counter
+        // snapshot racing the send due at the window's first instant.
+        achieved_sends: delivery.probes_sent + delivery.probes_failed,
+        late_sends: c.late_sends.load(Relaxed),
+        planned_polls: facts.planned_polls,
+        achieved_polls: if facts.planned_polls > 0 {
+            facts.window.poll_ticks
+        } else {
+            0
+        },
+        skipped_polls: c.skipped_polls.load(Relaxed),
+        late_polls: c.late_polls.load(Relaxed),
+    }
+}
+
+fn warnings(
+    ctx: &RunContext,
+    facts: &RunFacts,
+    delivery: &Delivery,
+    latency: &LatencyResult,
+    schedule: &ScheduleStats,
+    resources: &Resources,
+    strategy: &Strategy,
+) -> Vec<Warning> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut w = Vec::new();
+    let cpu = resources.generator.cpu_percent;
+    if cpu > SATURATED_CPU_SHARE * 100.0 * cores as f64 {
+        w.push(Warning::GeneratorSaturated {
+            cpu_percent: cpu,
+            cores,
+        });
+    }
+    let completed = facts.outcome == Outcome::Completed;
+    if completed && schedule.send_ratio() < RATE_FLOOR {
+        w.push(Warning::SendRateBelowPlan {
+            achieved_ratio: schedule.send_ratio(),
+        });
+    }
+    if completed && matches!(strategy, Strategy::Poll(_)) && schedule.poll_ratio() < RATE_FLOOR {
+        w.push(Warning::PollRateBelowPlan {
+            achieved_ratio: schedule.poll_ratio(),
+        });
+    }
+    if latency.corrected.count < FEW_SAMPLES {
+        w.push(Warning::TooFewSamples {
+            count: latency.corrected.count,
+        });
+    }
+    if facts.clients.failed > 0 {
+        w.push(Warning::ClientsFailed {
+            failed: facts.clients.failed,
+            planned: facts.clients.planned,
+        });
+    }
+    if delivery.missing > 0 {
+        w.push(Warning::MessagesLost {
+            missing: delivery.missing,
+            expected: delivery.expected,
+        });
+    }
+    if resources.server.is_none() {
+        w.push(Warning::ServerUsageUnavailable);
+    }
+    if ctx.fell_back_to_full_list.load(Relaxed) {
+        w.push(Warning::FellBackToFullList);
+    }
+    w
+}
