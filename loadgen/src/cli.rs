@@ -31,6 +31,12 @@ pub enum Command {
     /// child process; stops when its standard input closes).
     #[command(hide = true)]
     ServeChat(ServeChatArgs),
+    /// Run several strategies one after another under one scenario and write the full report
+    /// folder: results.json, summary.md, summary.csv, one .hgrm per run, report.html.
+    Compare(crate::compare::CompareArgs),
+    /// Re-render the reports of result folders from their results.json (no re-run); several
+    /// folders are merged side by side.
+    Report(crate::report::command::ReportArgs),
 }
 
 /// The load every strategy of a run or sweep shares.

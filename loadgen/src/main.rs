@@ -45,6 +45,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 cli::serve_chat(args).await?;
                 Ok(0)
             }
+            Command::Compare(args) => {
+                let sweep = loadgen::compare::run(&args).await?;
+                println!("{}", sweep.summary());
+                Ok(sweep.exit_code())
+            }
+            Command::Report(args) => {
+                let (out, written) = loadgen::report::command::run(&args)?;
+                println!("wrote {} files to {}", written.len(), out.display());
+                Ok(0)
+            }
         }
     })
 }

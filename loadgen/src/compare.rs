@@ -1,0 +1,432 @@
+//! `loadgen compare`: every strategy under one scenario, one after another (a fresh server per
+//! run), with one progress bar for the sweep. After *every* run the whole report folder is
+//! rewritten, as hyperfine's `ExportManager` does, so a crash or Ctrl-C leaves everything
+//! measured so far.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::RunHooks;
+use crate::report::{self, ReportError};
+use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION};
+use crate::scenario::{Scenario, StrategySpec};
+
+/// The strategies of the main job.
+pub const DEFAULT_STRATEGIES: &str =
+    "poll@100ms,poll@500ms,poll@1s,poll@5s,longpoll,sse,socketio,socketio-polling";
+
+/// Why a sweep could not run or could not write its reports.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("--strategies names no strategy: give e.g. --strategies {DEFAULT_STRATEGIES}")]
+    NoStrategies,
+    #[error("--strategies names `{0}` twice: every run of a sweep needs its own label")]
+    DuplicateStrategy(String),
+    #[error(transparent)]
+    Scenario(#[from] crate::cli::ScenarioError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// Run several strategies under one scenario and write the full report folder.
+///
+/// Defaults (the main job; a few minutes on a laptop): --clients 500 --rate 10 --duration 20s
+/// --warmup 3s --strategies poll@100ms,poll@500ms,poll@1s,poll@5s,longpoll,sse,socketio,socketio-polling
+/// --out reports/compare-<unix time>.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("clients", |a| a.default_value("500")),
+    mut_arg("duration", |a| a.default_value("20s")),
+    mut_arg("warmup", |a| a.default_value("3s"))
+)]
+pub struct CompareArgs {
+    /// Comma-separated strategies, run in this order, each against a fresh server.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_STRATEGIES)]
+    pub strategies: Vec<StrategySpec>,
+    #[command(flatten)]
+    pub scenario: crate::cli::ScenarioArgs,
+    /// Report folder (results.json, summary.md, summary.csv, *.hgrm, report.html)
+    /// [default: reports/compare-<unix time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+impl CompareArgs {
+    pub fn to_sweep(&self) -> Result<Sweep, CompareError> {
+        let sweep = Sweep {
+            scenario: self.scenario.to_scenario()?,
+            strategies: self.strategies.clone(),
+            out: self.out.clone().unwrap_or_else(default_out),
+        };
+        sweep.validate()?;
+        Ok(sweep)
+    }
+}
+
+/// `loadgen compare`: validates, runs the sweep (Ctrl-C stops it with partial results) and
+/// returns how it ended; the report folder is complete whenever this returns `Ok`.
+pub async fn run(args: &CompareArgs) -> Result<SweepOutcome, CompareError> {
+    let sweep = args.to_sweep()?;
+    let cancel = CancellationToken::new();
+    cancel_on_ctrl_c(cancel.clone());
+    run_sweep(&sweep, cancel, None).await
+}
+
+/// One sweep: what to run and where to write.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub scenario: Scenario,
+    pub strategies: Vec<StrategySpec>,
+    pub out: PathBuf,
+}
+
+/// How a sweep ended (the folder is complete in every case).
+#[derive(Debug)]
+pub struct SweepOutcome {
+    pub out: PathBuf,
+    pub results: Results,
+    /// Strategies the sweep was asked to run.
+    pub planned: usize,
+    /// Labels of runs that failed to start or whose server died.
+    pub failed: Vec<String>,
+    /// Ctrl-C stopped the sweep; later strategies were not run.
+    pub interrupted: bool,
+}
+
+impl SweepOutcome {
+    /// What to print when the sweep ends: where the reports are and what went wrong.
+    pub fn summary(&self) -> String {
+        let mut text = format!(
+            "{} of {} runs recorded; reports in {} (open report.html, or read summary.md)",
+            self.results.runs.len(),
+            self.planned,
+            self.out.display()
+        );
+        if self.interrupted {
+            text.push_str("\ninterrupted by Ctrl-C: the reports cover the runs measured so far");
+        }
+        for label in &self.failed {
+            text.push_str(&format!("\nrun {label} failed: see summary.md"));
+        }
+        text
+    }
+
+    /// 0 when every run completed, 130 after Ctrl-C (as shells report SIGINT), 1 when a run failed.
+    pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            130
+        } else if !self.failed.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+impl Sweep {
+    /// Refuses an empty or ambiguous strategy list before anything is started.
+    pub fn validate(&self) -> Result<(), CompareError> {
+        if self.strategies.is_empty() {
+            return Err(CompareError::NoStrategies);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.strategies {
+            if !seen.insert(s.label()) {
+                return Err(CompareError::DuplicateStrategy(s.label()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where `compare` writes when `--out` is not given: `reports/compare-<unix seconds>`.
+pub fn default_out() -> PathBuf {
+    Path::new("reports").join(format!("compare-{}", unix_now()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs the sweep with the real driver: a child server per run unless the scenario has a target.
+pub async fn run_sweep(
+    sweep: &Sweep,
+    cancel: CancellationToken,
+    server_exe: Option<PathBuf>,
+) -> Result<SweepOutcome, CompareError> {
+    let runner = async |spec: &StrategySpec, hooks: &RunHooks| {
+        crate::driver::run_strategy(&sweep.scenario, spec, hooks).await
+    };
+    let header = Results {
+        schema_version: SCHEMA_VERSION,
+        tool: crate::driver::tool_info(),
+        machine: crate::driver::machine_info(),
+        scenario: sweep.scenario.clone(),
+        started_unix: unix_now(),
+        runs: Vec::new(),
+    };
+    sweep_with(sweep, header, runner, cancel, server_exe).await
+}
+
+/// The sweep loop, over any runner (tests pass a fake one): run, record, rewrite every report.
+pub async fn sweep_with<E: std::fmt::Display>(
+    sweep: &Sweep,
+    mut results: Results,
+    runner: impl AsyncFn(&StrategySpec, &RunHooks) -> Result<RunResult, E>,
+    cancel: CancellationToken,
+    server_exe: Option<PathBuf>,
+) -> Result<SweepOutcome, CompareError> {
+    sweep.validate()?;
+    // Writing the empty folder first fails fast on an unwritable --out.
+    report::write_all(&results, &sweep.out)?;
+    let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let overall = bars.add(sweep_bar(sweep.strategies.len()));
+    let mut failed = Vec::new();
+    for spec in &sweep.strategies {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let label = spec.label();
+        overall.set_message(label.clone());
+        let hooks = RunHooks {
+            progress: Some(bars.add(crate::progress::default_bar(&label))),
+            cancel: cancel.clone(),
+            server_exe: server_exe.clone(),
+        };
+        let run = match runner(spec, &hooks).await {
+            Ok(run) => run,
+            Err(e) => failed_run(spec, &sweep.scenario, e.to_string()),
+        };
+        if matches!(
+            run.outcome,
+            Outcome::Failed { .. } | Outcome::ServerDied { .. }
+        ) {
+            failed.push(label.clone());
+            overall.println(format!("{label}: {}", outcome_text(&run.outcome)));
+        }
+        results.runs.push(run);
+        report::write_all(&results, &sweep.out)?;
+        overall.inc(1);
+    }
+    overall.finish_and_clear();
+    Ok(SweepOutcome {
+        out: sweep.out.clone(),
+        interrupted: cancel.is_cancelled(),
+        planned: sweep.strategies.len(),
+        failed,
+        results,
+    })
+}
+
+fn sweep_bar(runs: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(runs as u64), ProgressDrawTarget::hidden());
+    bar.set_style(
+        ProgressStyle::with_template(
+            "sweep [{bar:24.cyan/blue}] {pos}/{len} runs, {elapsed_precise} elapsed, ~{eta} left: {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Completed => "completed".into(),
+        Outcome::Interrupted => "interrupted".into(),
+        Outcome::ServerDied { detail } => format!("server died: {detail}"),
+        Outcome::Failed { detail } => format!("failed: {detail}"),
+    }
+}
+
+/// A run that could not start still gets a row, so the report says what happened to it.
+fn failed_run(spec: &StrategySpec, scenario: &Scenario, detail: String) -> RunResult {
+    RunResult {
+        label: spec.label(),
+        strategy: spec.clone(),
+        target: scenario
+            .target
+            .clone()
+            .unwrap_or_else(|| "spawned".to_string()),
+        outcome: Outcome::Failed { detail },
+        timings: Default::default(),
+        clients: Default::default(),
+        latency: Default::default(),
+        delivery: Default::default(),
+        traffic: Default::default(),
+        schedule: Default::default(),
+        resources: Default::default(),
+        saturated: false,
+        warnings: Vec::new(),
+    }
+}
+
+/// Cancels `cancel` on the first Ctrl-C (the sweep then writes what it has and stops); a second
+/// Ctrl-C exits at once.
+pub fn cancel_on_ctrl_c(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!("\nCtrl-C: finishing the current run's report; press Ctrl-C again to quit now");
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Machine, ToolInfo};
+
+    fn header(scenario: &Scenario) -> Results {
+        Results {
+            schema_version: SCHEMA_VERSION,
+            tool: ToolInfo {
+                name: "loadgen".into(),
+                version: "test".into(),
+                git_commit: None,
+            },
+            machine: Machine {
+                cores: 1,
+                memory_bytes: None,
+                os: "test".into(),
+                kernel: None,
+                cpu_model: None,
+            },
+            scenario: scenario.clone(),
+            started_unix: 0,
+            runs: Vec::new(),
+        }
+    }
+
+    fn sweep(dir: &Path, specs: &str) -> Sweep {
+        Sweep {
+            scenario: Scenario::default(),
+            strategies: specs.split(',').map(|s| s.parse().expect("spec")).collect(),
+            out: dir.to_path_buf(),
+        }
+    }
+
+    fn completed(spec: &StrategySpec) -> RunResult {
+        RunResult {
+            outcome: Outcome::Completed,
+            ..failed_run(spec, &Scenario::default(), String::new())
+        }
+    }
+
+    fn runs_on_disk(dir: &Path) -> usize {
+        Results::load(dir).map_or(0, |r| r.runs.len())
+    }
+
+    #[tokio::test]
+    async fn rewrites_results_after_every_run_and_records_failures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sweep = sweep(dir.path(), "poll@1s,sse,socketio");
+        let seen = std::cell::RefCell::new(Vec::new());
+        let runner = async |spec: &StrategySpec, _: &RunHooks| {
+            // What is on disk when run k starts: the k−1 runs before it.
+            seen.borrow_mut().push(runs_on_disk(dir.path()));
+            if spec.label() == "sse" {
+                Err("server did not start")
+            } else {
+                Ok(completed(spec))
+            }
+        };
+        let cancel = CancellationToken::new();
+        let out = sweep_with(&sweep, header(&sweep.scenario), runner, cancel, None)
+            .await
+            .expect("sweep");
+        assert_eq!(*seen.borrow(), vec![0, 1, 2]);
+        assert_eq!(out.failed, vec!["sse".to_string()]);
+        assert_eq!(out.exit_code(), 1);
+        let saved = Results::load(dir.path()).expect("saved");
+        assert_eq!(saved.runs.len(), 3);
+        assert!(matches!(
+            &saved.runs[1].outcome,
+            Outcome::Failed { detail } if detail == "server did not start"
+        ));
+        assert!(dir.path().join("report.html").is_file());
+        assert!(dir.path().join("socketio.hgrm").is_file());
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_stops_the_sweep_with_what_was_measured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sweep = sweep(dir.path(), "poll@1s,sse,socketio");
+        let runner = async |spec: &StrategySpec, hooks: &RunHooks| {
+            let mut run = completed(spec);
+            if spec.label() == "sse" {
+                // Ctrl-C arrives during the second run, which returns its partial numbers.
+                hooks.cancel.cancel();
+                run.outcome = Outcome::Interrupted;
+            }
+            Ok::<_, String>(run)
+        };
+        let out = sweep_with(
+            &sweep,
+            header(&sweep.scenario),
+            runner,
+            CancellationToken::new(),
+            None,
+        )
+        .await
+        .expect("sweep");
+        assert!(out.interrupted);
+        assert_eq!(out.exit_code(), 130);
+        let saved = Results::load(dir.path()).expect("saved");
+        let labels: Vec<_> = saved.runs.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["poll@1s", "sse"]);
+        assert!(out.summary().contains("2 of 3 runs recorded"));
+    }
+
+    #[test]
+    fn refuses_empty_and_duplicate_strategy_lists() {
+        let dir = Path::new("unused");
+        let mut s = sweep(dir, "poll@1s,sse,poll@1s");
+        assert!(matches!(
+            s.validate(),
+            Err(CompareError::DuplicateStrategy(l)) if l == "poll@1s"
+        ));
+        s.strategies.clear();
+        assert!(matches!(s.validate(), Err(CompareError::NoStrategies)));
+    }
+
+    #[test]
+    fn cli_defaults_are_the_main_job() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["loadgen", "compare"]).expect("parses");
+        let crate::cli::Command::Compare(args) = cli.command else {
+            panic!("not compare");
+        };
+        let sweep = args.to_sweep().expect("valid");
+        assert_eq!(sweep.scenario.clients.get(), 500);
+        assert_eq!(sweep.scenario.duration, std::time::Duration::from_secs(20));
+        assert_eq!(sweep.scenario.warmup, std::time::Duration::from_secs(3));
+        assert_eq!(sweep.strategies.len(), 8);
+        assert!(sweep.out.starts_with("reports"));
+        let cli = crate::cli::Cli::try_parse_from([
+            "loadgen",
+            "compare",
+            "--strategies",
+            "poll@2s,sse",
+            "--clients",
+            "7",
+        ])
+        .expect("parses");
+        let crate::cli::Command::Compare(args) = cli.command else {
+            panic!("not compare");
+        };
+        let sweep = args.to_sweep().expect("valid");
+        assert_eq!(sweep.scenario.clients.get(), 7);
+        assert_eq!(sweep.strategies[0].label(), "poll@2s");
+        let bad = crate::cli::Cli::try_parse_from(["loadgen", "compare", "--strategies", "pol@1s"]);
+        assert!(bad.is_err_and(|e| e.to_string().contains("pol@1s")));
+    }
+}
