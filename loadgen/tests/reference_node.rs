@@ -1,0 +1,56 @@
+//! Against the reference Node.js tutorial server (Express 5 + the official `socket.io` 4, from
+//! web/node_modules): poll falls back to the whole list, both Socket.IO transports work, and the
+//! strategies it cannot serve fail with a clear error.
+
+mod support;
+
+use loadgen::driver::{RunError, run_strategy};
+use loadgen::results::Warning;
+use support::{assert_lossless, hooks, run, small_scenario, tutorial_server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_falls_back_to_the_whole_list() {
+    let node = tutorial_server().await;
+    let r = run("poll@200ms", &small_scenario(Some(node.url.clone()))).await;
+    assert_lossless(&r);
+    assert!(
+        r.warnings.contains(&Warning::FellBackToFullList),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_websocket_works_with_the_official_server() {
+    let node = tutorial_server().await;
+    let r = run("socketio", &small_scenario(Some(node.url.clone()))).await;
+    assert_lossless(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_polling_works_with_the_official_server() {
+    let node = tutorial_server().await;
+    let r = run("socketio-polling", &small_scenario(Some(node.url.clone()))).await;
+    assert_lossless(&r);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategies_it_cannot_serve_are_refused_clearly() {
+    let node = tutorial_server().await;
+    let scenario = small_scenario(Some(node.url.clone()));
+    // Give the list an item, so the missing ids are visible.
+    let _ = run("poll@200ms", &{
+        let mut s = scenario.clone();
+        s.duration = std::time::Duration::from_millis(200);
+        s
+    })
+    .await;
+    for (spec, what) in [("longpoll", "long polling"), ("sse", "Server-Sent Events")] {
+        let spec = spec.parse().expect("spec");
+        let err = run_strategy(&scenario, &spec, &hooks())
+            .await
+            .expect_err("unsupported");
+        assert!(matches!(err, RunError::Unsupported(_)), "{err:?}");
+        assert!(err.to_string().contains(what), "{err}");
+    }
+}
