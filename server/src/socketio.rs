@@ -112,23 +112,28 @@ pub async fn broadcast(
             for message in &page.messages {
                 let raw: &RawValue = serde_json::from_str(message.json_str())
                     .expect("the log only holds valid JSON");
-                emit_to_all(&sockets, raw, &mut overflowed, &metrics);
+                emit_to_all(&sockets, raw, &mut overflowed, &metrics).await;
                 metrics.broadcasts.inc();
             }
             cursor = last;
-            // Let request handlers run between batches when thousands of sockets are connected.
-            tokio::task::yield_now().await;
         }
     }
 }
 
-fn emit_to_all(
+/// Sockets served between yields, so one broadcast to thousands of sockets does not hold a
+/// worker thread for tens of milliseconds while requests wait.
+const SOCKETS_PER_YIELD: usize = 1024;
+
+async fn emit_to_all(
     sockets: &[SocketRef],
     raw: &RawValue,
     overflowed: &mut HashSet<Sid>,
     metrics: &Metrics,
 ) {
-    for socket in sockets {
+    for (i, socket) in sockets.iter().enumerate() {
+        if i > 0 && i % SOCKETS_PER_YIELD == 0 {
+            tokio::task::yield_now().await;
+        }
         if overflowed.contains(&socket.id) {
             continue;
         }
