@@ -16,9 +16,11 @@
 //!   [`counters`]: requests, errors and bytes; [`context`]: what a run's tasks share.
 //! - [`net`]: counted TCP streams and per-client HTTP/1.1 connections; [`resources`]: CPU,
 //!   memory and the open-file limit; [`progress`]: the live bar.
+//! - [`bench_support`]: receiver fleets and single timed deliveries for the criterion benches.
 //! - [`compare`]: `loadgen compare`, the sweep over strategies; [`report`]: every report format
 //!   (`loadgen report`), rendered from `results.json`.
 
+pub mod bench_support;
 pub mod cli;
 pub mod codec;
 pub mod compare;

@@ -268,6 +268,19 @@ impl Recorder {
         self.fanout_done.notified()
     }
 
+    /// Nanoseconds from probe `(sender, seq)`'s intended send instant to its last first
+    /// delivery, once every expected receiver has it; `None` until then (or for a probe outside
+    /// the table or the measured window). The benches time single deliveries with it.
+    pub fn fanout_ns(&self, sender: u32, seq: u64) -> Option<u64> {
+        let slot = self.table.slot(sender, seq)?;
+        let receivers = self.receivers.load(Relaxed);
+        let intended = slot.intended_ns.load(Relaxed);
+        (receivers > 0
+            && self.is_measured(intended)
+            && u64::from(slot.delivered.load(Relaxed)) >= receivers)
+            .then(|| slot.last_delivery_ns.load(Relaxed).saturating_sub(intended))
+    }
+
     /// Measured probes whose POST was accepted, and the receivers still owed one.
     pub fn delivery(&self, counters: &Counters) -> Delivery {
         let receivers = self.receivers.load(Relaxed);

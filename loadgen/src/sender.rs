@@ -81,7 +81,8 @@ pub async fn run(ctx: Arc<RunContext>, plan: SenderPlan) {
     }
 }
 
-async fn post(
+/// Posts one probe text as `name` (also used by the benches' one-at-a-time deliveries).
+pub(crate) async fn post(
     conn: &mut HttpConn,
     ctx: &RunContext,
     name: &str,

@@ -21,6 +21,8 @@ use crate::scenario::{PollMode, StrategyKind, StrategySpec};
 
 pub use messages::{Item, ListCursor};
 pub use poll::PollConfig;
+/// For the benches' on-demand pollers ([`crate::bench_support`]).
+pub(crate) use poll::Poller;
 
 /// Pause before a receiver reconnects after losing its connection or session.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);

@@ -26,8 +26,9 @@ pub struct PollConfig {
     pub seed: u64,
 }
 
-/// One poll receiver's state between ticks.
-struct Poller {
+/// One poll receiver's state between ticks. Crate-visible so the benches' on-demand pollers
+/// (`bench_support`) make exactly the requests this strategy makes.
+pub(crate) struct Poller {
     conn: HttpConn,
     cursor: ListCursor,
     etag: Option<HeaderValue>,
@@ -38,18 +39,8 @@ struct Poller {
 
 pub async fn run(config: &PollConfig, mut rx: Receiver) {
     let ctx = rx.ctx.clone();
-    let mut poller = Poller {
-        conn: HttpConn::new(ctx.target.clone(), ctx.counters.receiver_wire.clone()),
-        cursor: ListCursor {
-            last_id: config.start_id,
-            seen_len: 0,
-        },
-        etag: None,
-        mode: config.mode,
-        use_etag: config.etag,
-        timeout: config.interval.max(super::REQUEST_TIMEOUT),
-    };
-    if let Err(e) = poller.conn.open().await {
+    let mut poller = Poller::new(config, &rx);
+    if let Err(e) = poller.open().await {
         rx.connect_failed(e.kind());
         return;
     }
@@ -84,6 +75,27 @@ fn phase(config: &PollConfig, id: usize) -> Duration {
 }
 
 impl Poller {
+    /// A poller for `config` on its own connection, opened by [`Poller::open`].
+    pub(crate) fn new(config: &PollConfig, rx: &Receiver) -> Self {
+        let ctx = &rx.ctx;
+        Poller {
+            conn: HttpConn::new(ctx.target.clone(), ctx.counters.receiver_wire.clone()),
+            cursor: ListCursor {
+                last_id: config.start_id,
+                seen_len: 0,
+            },
+            etag: None,
+            mode: config.mode,
+            use_etag: config.etag,
+            timeout: config.interval.max(super::REQUEST_TIMEOUT),
+        }
+    }
+
+    /// Opens the connection now (the connect phase), instead of on the first poll.
+    pub(crate) async fn open(&mut self) -> Result<(), HttpError> {
+        self.conn.open().await
+    }
+
     fn path(&self) -> String {
         match self.mode {
             PollMode::Cursor => format!("/messages?since={}", self.cursor.last_id),
@@ -91,7 +103,7 @@ impl Poller {
         }
     }
 
-    async fn poll_once(&mut self, rx: &mut Receiver) {
+    pub(crate) async fn poll_once(&mut self, rx: &mut Receiver) {
         rx.request();
         match self.fetch().await {
             Ok(None) => {
