@@ -4,45 +4,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
-
 use common::{get_json, start};
 use serde_json::Value;
 
-fn web_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web")
-}
-
 #[tokio::test]
 async fn the_official_client_works_over_websocket_and_polling() {
-    let web = web_dir();
-    assert!(
-        web.join("node_modules/socket.io-client/package.json")
-            .exists(),
-        "web/node_modules/socket.io-client is missing: run the tests with `scripts/test` (it runs `npm ci --prefix web`)"
-    );
     let server = start().await;
     let addr = server.addr();
-    let child = tokio::process::Command::new("node")
-        .arg(web.join("test/official-client.mjs"))
-        .arg(format!("http://{addr}"))
-        .current_dir(&web)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("`node` runs (install Node.js 18 or newer)");
-    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("the Node script finishes within 30 s")
-        .expect("node output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "official client failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = common::run_node_script("official-client.mjs", addr).await;
 
     let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON summary line");
     for transport in ["websocket", "polling"] {

@@ -117,6 +117,37 @@ pub fn ids(messages: &Value) -> Vec<u64> {
         .collect()
 }
 
+/// Runs `node web/test/SCRIPT http://ADDR` (bounded in time) and returns its stdout; fails the
+/// test with the script's output if it exits non-zero.
+pub async fn run_node_script(script: &str, addr: SocketAddr) -> String {
+    let web = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../web");
+    assert!(
+        web.join("node_modules/socket.io-client/package.json")
+            .exists(),
+        "web/node_modules/socket.io-client is missing: run the tests with `scripts/test` (it runs `npm ci --prefix web`)"
+    );
+    let child = tokio::process::Command::new("node")
+        .arg(web.join("test").join(script))
+        .arg(format!("http://{addr}"))
+        .current_dir(&web)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("`node` runs (install Node.js 18 or newer)");
+    let output = timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the Node script finishes within 60 s")
+        .expect("node output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
 /// A Socket.IO client over WebSocket, speaking Engine.IO v4 by hand.
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
