@@ -67,6 +67,7 @@ async fn serve(
         io: io.clone(),
     };
     let grace = state.config.shutdown_grace;
+    let log_capacity = state.log.capacity();
     let broadcaster = tokio::spawn(socketio::broadcast(
         io.clone(),
         log,
@@ -86,6 +87,9 @@ async fn serve(
             tracing::warn!("Socket.IO sockets did not close within {grace:?}");
         }
     };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, capacity = log_capacity, "serving the chat");
+    }
     let listener = CountingListener::new(listener, &metrics);
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(signal)
