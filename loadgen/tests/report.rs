@@ -105,6 +105,16 @@ fn svgs_are_well_formed_and_the_page_is_self_contained() {
         rest = &rest[end..];
     }
     assert_eq!(svgs, 5, "five charts expected");
+    for chart in [
+        "percentile",
+        "cdf",
+        "latency-vs-interval",
+        "overhead-vs-interval",
+        "server-resources",
+    ] {
+        let file = read(dir.path(), &format!("chart-{chart}.svg"));
+        roxmltree::Document::parse(&file).unwrap_or_else(|e| panic!("chart-{chart}.svg: {e}"));
+    }
     let lower = html.to_lowercase();
     for banned in ["<script", "<link", "@import", "url(", "src=", "href="] {
         assert!(!lower.contains(banned), "report.html contains `{banned}`");
@@ -217,4 +227,27 @@ fn failed_runs_without_samples_still_render() {
         "{md}"
     );
     assert!(md.contains("**failed**"));
+}
+
+#[test]
+fn empty_poll_model_follows_the_evenly_spaced_sends() {
+    // 10 messages/s evenly spaced: a 50 ms poll window is empty half the time, a 1 s one never.
+    let mut results = report_fixture::results();
+    results.runs = vec![
+        report_fixture::run("poll@50ms".parse().expect("spec"), 1),
+        report_fixture::run("poll@1s".parse().expect("spec"), 2),
+    ];
+    let dir = render(&results);
+    let mut csv = csv::Reader::from_path(dir.path().join("summary.csv")).expect("csv");
+    let column = csv
+        .headers()
+        .expect("headers")
+        .iter()
+        .position(|h| h == "model_empty_poll_ratio")
+        .expect("model column");
+    let models: Vec<f64> = csv
+        .records()
+        .map(|r| r.expect("record")[column].parse().expect("number"))
+        .collect();
+    assert_eq!(models, [0.5, 0.0]);
 }

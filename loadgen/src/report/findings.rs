@@ -100,7 +100,8 @@ fn model_checks(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// Requests per second against the model N/T, and empty polls against e^(−λT).
+/// Requests per second against the model N/T, and empty polls against the model (see
+/// [`RunView::model_empty_ratio`]).
 fn request_rates(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
     let clients = view.results.scenario.clients.get() as f64;
     view.polls(source)
@@ -109,7 +110,7 @@ fn request_rates(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
             let t = p.interval_s()?;
             let empty = p.model_empty_ratio()?;
             Some(format!(
-                "{} made {} requests/s (model N/T = {}) for {} messages/s; {} of its answers were empty (model e^(−λT) = {}).",
+                "{} made {} requests/s (model N/T = {}) for {} messages/s; {} of its answers were empty (model for evenly spaced sends, max(0, 1 − λT): {}).",
                 p.name,
                 number(p.requests_per_second()),
                 number(clients / t),

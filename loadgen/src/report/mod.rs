@@ -1,5 +1,5 @@
 //! Reports rendered from [`Results`]: one [`Exporter`] per format, one file per exporter
-//! (`json`, `markdown`, `csv`, `hgrm`, `html`), as in hyperfine's `export/`.
+//! (`json`, `markdown`, `csv`, `hgrm`, `html`, `svg`), as in hyperfine's `export/`.
 //!
 //! Every exporter reads the same [`ReportView`]: the stored results plus the views derived at
 //! render time (the polling model, ratios to push, bytes per delivered message). Nothing derived is
@@ -17,6 +17,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod merge;
+pub mod svg;
 pub mod units;
 pub mod view;
 
@@ -79,6 +80,7 @@ pub fn exporters() -> Vec<Box<dyn Exporter>> {
         Box::new(csv::CsvExporter),
         Box::new(hgrm::HgrmExporter),
         Box::new(html::HtmlExporter),
+        Box::new(svg::SvgExporter),
     ]
 }
 

@@ -40,7 +40,7 @@ pub fn bytes(value: f64) -> String {
 
 /// A plain number with about three significant digits (`0.512`, `12.3`, `4,567`).
 pub fn number(value: f64) -> String {
-    if value.abs() >= 1000.0 {
+    if value.abs() >= 999.5 {
         thousands(value.round() as i64)
     } else {
         sig3(value)
@@ -115,6 +115,7 @@ mod tests {
         assert_eq!(times(1.44), "1.4×");
         assert_eq!(number(0.5123), "0.512");
         assert_eq!(number(12_345.6), "12,346");
+        assert_eq!(number(999.99), "1,000");
         assert_eq!(percent(0.371), "37.1%");
         assert_eq!(percent(0.0000454), "0.005%");
         assert_eq!(percent(0.0), "0.0%");

@@ -184,14 +184,22 @@ fn draw_panel<DB: DrawingBackend>(
             ))
             .map_err(fail(name))?;
     }
-    for (i, r) in view.runs.iter().enumerate().filter(|(_, r)| r.is_push()) {
+    // Each push line is drawn thinner than the one before, so equal values stay visible.
+    let pushes: Vec<_> = view
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_push())
+        .collect();
+    for (k, (i, r)) in pushes.iter().enumerate() {
         let Some(y) = (panel.value)(r).filter(|y| *y > 0.0) else {
             continue;
         };
+        let width = (pushes.len() - k).clamp(2, 6) as u32;
         chart
             .draw_series(LineSeries::new(
                 [(t_lo, y), (t_hi, y)],
-                color(i).stroke_width(2),
+                color(*i).stroke_width(width),
             ))
             .map_err(fail(name))?;
     }
