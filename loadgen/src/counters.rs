@@ -86,13 +86,13 @@ pub struct Counters {
     pub not_modified: AtomicU64,
     /// Poll ticks that started a request (on time or late).
     pub poll_ticks: AtomicU64,
-    /// Poll ticks that started more than 1 ms after their scheduled instant.
+    /// Poll ticks that started more than 2 ms (`schedule::LATE_AFTER`) after their scheduled instant.
     pub late_polls: AtomicU64,
     /// Poll ticks skipped because the previous poll was still running.
     pub skipped_polls: AtomicU64,
     /// Probe POSTs started.
     pub posts: AtomicU64,
-    /// Probe POSTs that started more than 1 ms after their intended instant.
+    /// Probe POSTs that started more than 2 ms (`schedule::LATE_AFTER`) after their intended instant.
     pub late_sends: AtomicU64,
     /// First deliveries of probes of this run (any phase).
     pub deliveries: AtomicU64,

@@ -369,13 +369,13 @@ pub fn ratio(a: f64, b: f64) -> f64 {
 pub struct ScheduleStats {
     pub planned_sends: u64,
     pub achieved_sends: u64,
-    /// Sends that started more than 1 ms after their intended time.
+    /// Sends that started more than 2 ms (`schedule::LATE_AFTER`) after their intended time.
     pub late_sends: u64,
     pub planned_polls: u64,
     pub achieved_polls: u64,
     /// Poll ticks skipped because the previous poll was still in flight.
     pub skipped_polls: u64,
-    /// Poll ticks that started more than 1 ms after their scheduled instant.
+    /// Poll ticks that started more than 2 ms (`schedule::LATE_AFTER`) after their scheduled instant.
     #[serde(default)]
     pub late_polls: u64,
 }

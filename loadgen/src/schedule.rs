@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// A tick that starts later than this after its due instant counts as late.
-pub const LATE_AFTER: Duration = Duration::from_millis(1);
+/// A tick that starts later than this after its due instant counts as late. tokio's timer
+/// rounds deadlines up to its 1 ms tick, so up to ~1 ms is the timer's own granularity, not a
+/// stall; 2 ms leaves room for that plus a wake-up.
+pub const LATE_AFTER: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {

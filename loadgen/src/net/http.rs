@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 use super::CountingStream;
 use crate::counters::{ErrorKind, WireCounters};
 
+/// Read buffer of a client's HTTP connection.
+const READ_BUFFER_BYTES: usize = 4096;
 /// Deadline for opening a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -130,7 +132,12 @@ impl HttpConn {
         };
         if !reusable {
             let io = TokioIo::new(connect_tcp(&self.target, &self.wire).await?);
-            let (sender, conn) = http1::handshake(io).await?;
+            // Exact-size reads keep an idle client's buffer small (hyper's adaptive strategy
+            // starts at 8 KiB and grows); larger answers simply take several reads.
+            let (sender, conn) = http1::Builder::new()
+                .read_buf_exact_size(Some(READ_BUFFER_BYTES))
+                .handshake(io)
+                .await?;
             // The connection task ends when the socket closes; its error, if any, is the one the
             // pending or next request reports, so it is counted there.
             tokio::spawn(async move {
