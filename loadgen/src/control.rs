@@ -165,7 +165,10 @@ pub async fn watchdog(
             _ = tokio::time::sleep(HEALTH_PERIOD) => {}
             _ = stop.cancelled() => return peak_rss,
             detail = &mut child_exit => {
-                note.record(detail);
+                // After an abort (Ctrl-C) the child's exit is not news.
+                if !abort.is_cancelled() {
+                    note.record(detail);
+                }
                 abort.cancel();
                 return peak_rss;
             }
@@ -175,6 +178,7 @@ pub async fn watchdog(
                 last_ok = Instant::now();
                 peak_rss = peak_rss.max(m.rss_bytes);
             }
+            Err(_) if abort.is_cancelled() => return peak_rss,
             Err(e) if last_ok.elapsed() > DEAD_AFTER => {
                 note.record(format!(
                     "target {} stopped answering for more than {DEAD_AFTER:?}: {e}",

@@ -126,6 +126,9 @@ impl ChildServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // A group of its own: a terminal's Ctrl-C interrupts the generator (which then writes
+            // partial results and stops the child), not the server under measurement.
+            .process_group(0)
             .spawn()
             .map_err(|source| TargetError::Spawn {
                 exe: exe.to_path_buf(),
