@@ -251,3 +251,26 @@ fn empty_poll_model_follows_the_evenly_spaced_sends() {
         .collect();
     assert_eq!(models, [0.5, 0.0]);
 }
+
+#[test]
+fn findings_explain_polling_that_is_cheaper_than_push() {
+    let mut results = report_fixture::results();
+    let poll5 = results
+        .runs
+        .iter_mut()
+        .find(|r| r.label == "poll@5s")
+        .expect("poll@5s");
+    poll5.traffic.measured.receiver_bytes_down = 1_000;
+    poll5.traffic.measured.receiver_bytes_up = 1_000;
+    let dir = render(&results);
+    let md = read(dir.path(), "summary.md");
+    assert!(
+        md.contains("poll@5s costs fewer bytes per delivered message than socketio"),
+        "{md}"
+    );
+    assert!(
+        md.contains("each answer carries 50.0 messages on average"),
+        "{md}"
+    );
+    assert!(!md.contains("poll@1s costs fewer"), "{md}");
+}

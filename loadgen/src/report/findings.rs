@@ -3,7 +3,7 @@
 
 use super::units::{bytes, ms, number, percent, thousands, times};
 use super::view::{ReportView, RunView};
-use crate::results::Outcome;
+use crate::results::{Outcome, ratio};
 
 /// Departure from the polling model above which a finding says it needs explaining.
 const MODEL_TOLERANCE: f64 = 0.25;
@@ -19,6 +19,7 @@ pub fn findings(view: &ReportView<'_>) -> Vec<String> {
         add(polling_vs_push(view, source));
         add(model_checks(view, source));
         add(request_rates(view, source));
+        add(batching(view, source));
         add(extremes(view, source));
     }
     out.extend(loss(view));
@@ -101,23 +102,62 @@ fn model_checks(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
 }
 
 /// Requests per second against the model N/T, and empty polls against the model (see
-/// [`RunView::model_empty_ratio`]).
+/// [`RunView::model_empty_ratio`]): one sentence each for all poll runs.
 fn request_rates(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
     let clients = view.results.scenario.clients.get() as f64;
+    let polls = view.polls(source);
+    let (mut rates, mut empties) = (Vec::new(), Vec::new());
+    for p in &polls {
+        let (Some(t), Some(empty)) = (p.interval_s(), p.model_empty_ratio()) else {
+            continue;
+        };
+        rates.push(format!(
+            "{} {} (model {})",
+            p.name,
+            number(p.requests_per_second()),
+            number(clients / t)
+        ));
+        empties.push(format!(
+            "{} {} (model {})",
+            p.name,
+            percent(p.empty_poll_ratio()),
+            percent(empty)
+        ));
+    }
+    if rates.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        format!(
+            "Receiver requests/s against the model N/T, whatever the message rate: {}.",
+            rates.join(", ")
+        ),
+        format!(
+            "Empty poll answers against the model for evenly spaced sends, max(0, 1 − λT): {}.",
+            empties.join(", ")
+        ),
+    ]
+}
+
+/// Long polling intervals batch messages: when a poll run costs fewer bytes per delivered
+/// message than push, say why.
+fn batching(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
+    let Some(push) = view.reference_push(source) else {
+        return Vec::new();
+    };
     view.polls(source)
         .into_iter()
-        .filter_map(|p| {
-            let t = p.interval_s()?;
-            let empty = p.model_empty_ratio()?;
-            Some(format!(
-                "{} made {} requests/s (model N/T = {}) for {} messages/s; {} of its answers were empty (model for evenly spaced sends, max(0, 1 − λT): {}).",
+        .filter(|p| p.has_deliveries())
+        .filter(|p| view.ratio_to_push(p, |x| x.bytes_per_delivery()).is_some_and(|r| r < 1.0))
+        .map(|p| {
+            format!(
+                "{} costs fewer bytes per delivered message than {} ({} vs {}): each answer carries {} messages on average, sharing one set of HTTP headers.",
                 p.name,
-                number(p.requests_per_second()),
-                number(clients / t),
-                number(view.results.scenario.rate),
-                percent(p.empty_poll_ratio()),
-                percent(empty)
-            ))
+                push.name,
+                bytes(p.bytes_per_delivery()),
+                bytes(push.bytes_per_delivery()),
+                number(ratio(1.0, p.requests_per_delivery()))
+            )
         })
         .collect()
 }
