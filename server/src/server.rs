@@ -97,7 +97,7 @@ async fn serve(
     let outcome = tokio::select! {
         served = server => served.map_err(ServerError::Serve),
         () = overdue(signalled_rx, grace) => {
-            tracing::warn!("connections still open {grace:?} after shutdown; leaving them behind");
+            tracing::warn!("connections still open {:?} after shutdown; leaving them behind", grace * 2);
             Ok(())
         }
     };
@@ -105,7 +105,8 @@ async fn serve(
     outcome
 }
 
-/// Completes `grace` after the shutdown signal fired (never, if it never fires).
+/// Completes `2 × grace` after the shutdown signal fired (never, if it never fires): `grace` for
+/// closing sockets, `grace` for the connections to finish.
 async fn overdue(signalled: oneshot::Receiver<()>, grace: std::time::Duration) {
     if signalled.await.is_err() {
         std::future::pending::<()>().await;
