@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -209,62 +210,24 @@ async fn run_phases(
         scenario.connect_rate,
     ));
     wait_connected(ctx, clients as u64, start + ramp + CONNECT_GRACE).await;
-    let connected = ctx
-        .counters
-        .connected
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let connected = ctx.counters.connected.load(Relaxed);
     let connect_end = Instant::now();
 
-    let origin = Instant::now();
-    let measure_from = origin + scenario.warmup;
-    let measure_to = measure_from + scenario.duration;
-    ctx.recorder.set_window(measure_from, measure_to, connected);
-    let plans: Vec<SenderPlan> = (0..scenario.senders.get() as u32)
-        .map(|index| {
-            let schedule = sender_schedule(origin, index, scenario.senders.get(), scenario.rate);
-            SenderPlan {
-                index,
-                schedule,
-                count: schedule.ticks_in(origin, measure_to),
-                payload_bytes: scenario.payload_bytes,
-            }
-        })
-        .collect();
-    let planned_sends = plans
-        .iter()
-        .map(|p| p.schedule.ticks_in(measure_from, measure_to))
-        .sum();
-    let senders: Vec<JoinHandle<()>> = if connected > 0 {
-        plans
-            .iter()
-            .map(|p| tokio::spawn(sender::run(ctx.clone(), *p)))
-            .collect()
-    } else {
-        ctx.abort.cancel();
-        Vec::new()
-    };
-    phase.send_replace(Phase::Warmup);
-    wait_until(measure_from, &ctx.abort).await;
-    let at_from = Snapshot::take(ctx, server).await;
-    phase.send_replace(Phase::Measure);
-    wait_until(measure_to, &ctx.abort).await;
-    let at_to = Snapshot::take(ctx, server).await;
-    phase.send_replace(Phase::Drain);
-    join_all(senders, &ctx.abort).await;
+    let plan = SendPlan::new(Instant::now(), scenario);
+    let (at_from, at_to) = send_and_measure(ctx, &plan, connected, server, phase).await;
     drain(ctx, Instant::now() + scenario.drain).await;
     let drain_end = Instant::now();
     let gen_end = resources::sample(None).unwrap_or_default();
     let server_end = server.child().and_then(|c| resources::sample(c.pid));
     ctx.stop_receivers.cancel();
-    let receivers = spawner.await.unwrap_or_default();
-    join_within(receivers, STOP_GRACE).await;
+    join_within(spawner.await.unwrap_or_default(), STOP_GRACE).await;
     let end = Instant::now();
 
     let window = at_to.at.saturating_duration_since(at_from.at);
     RunFacts {
         timings: Timings {
             connect_ms: ms(connect_end - start),
-            warmup_ms: ms(at_from.at.saturating_duration_since(origin)),
+            warmup_ms: ms(at_from.at.saturating_duration_since(plan.origin)),
             measure_ms: ms(window),
             drain_ms: ms(drain_end.saturating_duration_since(at_to.at)),
             total_ms: ms(end - start),
@@ -276,7 +239,7 @@ async fn run_phases(
         },
         window: at_to.counters.since(&at_from.counters),
         window_seconds: window.as_secs_f64(),
-        planned_sends,
+        planned_sends: plan.planned_sends(),
         planned_polls: planned_polls(strategy, connected, window),
         generator: results::ProcessUsage {
             peak_rss_bytes: gen_end.peak_rss_bytes,
@@ -286,6 +249,79 @@ async fn run_phases(
         outcome: results::Outcome::Completed,
         target: String::new(),
     }
+}
+
+/// The senders' schedules: warm-up from `origin`, then the measured window.
+struct SendPlan {
+    origin: Instant,
+    measure_from: Instant,
+    measure_to: Instant,
+    senders: Vec<SenderPlan>,
+}
+
+impl SendPlan {
+    fn new(origin: Instant, scenario: &Scenario) -> SendPlan {
+        let measure_from = origin + scenario.warmup;
+        let measure_to = measure_from + scenario.duration;
+        let count = scenario.senders.get();
+        let senders = (0..count as u32)
+            .map(|index| {
+                let schedule = sender_schedule(origin, index, count, scenario.rate);
+                SenderPlan {
+                    index,
+                    schedule,
+                    count: schedule.ticks_in(origin, measure_to),
+                    payload_bytes: scenario.payload_bytes,
+                }
+            })
+            .collect();
+        SendPlan {
+            origin,
+            measure_from,
+            measure_to,
+            senders,
+        }
+    }
+
+    /// Probes intended inside the measured window.
+    fn planned_sends(&self) -> u64 {
+        self.senders
+            .iter()
+            .map(|p| p.schedule.ticks_in(self.measure_from, self.measure_to))
+            .sum()
+    }
+}
+
+/// Warm-up and measure: starts the senders, snapshots the counters at the window's edges and
+/// waits for the senders to finish.
+async fn send_and_measure(
+    ctx: &Arc<RunContext>,
+    plan: &SendPlan,
+    connected: u64,
+    server: &Server,
+    phase: &watch::Sender<Phase>,
+) -> (Snapshot, Snapshot) {
+    ctx.recorder
+        .set_window(plan.measure_from, plan.measure_to, connected);
+    let senders: Vec<JoinHandle<()>> = if connected > 0 {
+        plan.senders
+            .iter()
+            .map(|p| tokio::spawn(sender::run(ctx.clone(), *p)))
+            .collect()
+    } else {
+        // Nobody to deliver to: the run has failed; skip straight to the end.
+        ctx.abort.cancel();
+        Vec::new()
+    };
+    phase.send_replace(Phase::Warmup);
+    wait_until(plan.measure_from, &ctx.abort).await;
+    let at_from = Snapshot::take(ctx, server).await;
+    phase.send_replace(Phase::Measure);
+    wait_until(plan.measure_to, &ctx.abort).await;
+    let at_to = Snapshot::take(ctx, server).await;
+    phase.send_replace(Phase::Drain);
+    join_all(senders, &ctx.abort).await;
+    (at_from, at_to)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -366,7 +402,6 @@ async fn spawn_receivers(
 
 /// Waits until every receiver reported (connected or failed), the deadline, or an abort.
 async fn wait_connected(ctx: &RunContext, clients: u64, deadline: Instant) {
-    use std::sync::atomic::Ordering::Relaxed;
     loop {
         let reported = ctx.counters.connected.load(Relaxed) + ctx.connect_failed.load(Relaxed);
         if reported >= clients {
