@@ -81,3 +81,32 @@ async fn poll_latency_follows_the_model() {
     assert!(s.planned_polls > 0 && s.achieved_polls > 0, "{s:?}");
     server.shutdown().await.expect("clean shutdown");
 }
+
+/// With a 200 ms Engine.IO heartbeat, a client that did not answer pings would be dropped many
+/// times during the run; both transports must stay connected and lossless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_answers_pings_on_both_transports() {
+    let config = chat_server::Config {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        ping_interval: std::time::Duration::from_millis(200),
+        ping_timeout: std::time::Duration::from_millis(300),
+        ..chat_server::Config::default()
+    };
+    let server = chat_server::spawn(config).await.expect("server");
+    let scenario = small_scenario(Some(format!("http://{}", server.addr())));
+    for spec in ["socketio", "socketio-polling"] {
+        let r = run(spec, &scenario).await;
+        assert_lossless(&r);
+        assert!(
+            r.traffic.requests.errors.is_empty(),
+            "{spec}: {:?}",
+            r.traffic.requests.errors
+        );
+        assert_eq!(
+            r.traffic.connections_opened,
+            20 + 2,
+            "{spec}: nobody reconnected"
+        );
+    }
+    server.shutdown().await.expect("clean shutdown");
+}
