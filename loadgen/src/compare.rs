@@ -186,6 +186,8 @@ pub async fn sweep_with<E: std::fmt::Display>(
     report::write_all(&results, &sweep.out)?;
     let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let overall = bars.add(sweep_bar(sweep.strategies.len()));
+    // Keeps the elapsed time and estimate moving while a run is in progress.
+    overall.enable_steady_tick(std::time::Duration::from_secs(1));
     let mut failed = Vec::new();
     for spec in &sweep.strategies {
         if cancel.is_cancelled() {
