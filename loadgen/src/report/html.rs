@@ -21,7 +21,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
+th:first-child,td:first-child{text-align:left}th{background:#f4f4f4;white-space:normal;vertical-align:bottom;max-width:9rem}
 .scroll{overflow-x:auto}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}
 dt{font-weight:600}dd{margin:0}strong.warn,li.warn{color:#a40000}
 figure{margin:1.5rem 0}figure svg{width:100%;height:auto;border:1px solid #eee}
