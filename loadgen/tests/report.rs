@@ -169,6 +169,13 @@ fn markdown_and_csv_have_a_row_per_run_and_matching_columns() {
     );
     assert!(md.contains("Polling at 1s is "), "{md}");
     assert!(md.contains("Model check: poll@1s p50"), "{md}");
+    // Fixture: 300 B up and 350 B down per request plus 150 B per delivered message.
+    assert!(
+        md.contains(
+            "Bytes on the wire per poll round trip (request and answer, headers and messages): poll@100ms 800 B"
+        ),
+        "{md}"
+    );
 
     let mut csv = csv::Reader::from_path(dir.path().join("summary.csv")).expect("csv");
     let headers = csv.headers().expect("headers").clone();

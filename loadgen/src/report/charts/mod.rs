@@ -37,7 +37,6 @@ pub fn all(view: &ReportView<'_>) -> Result<Vec<Chart>, ReportError> {
 }
 
 pub const WIDTH: u32 = 960;
-pub const PANEL_HEIGHT: u32 = 440;
 
 /// Tableau 10: distinguishable, print-friendly series colours.
 const PALETTE: [RGBColor; 10] = [
