@@ -66,7 +66,7 @@ fn log(c: &mut Criterion) {
         });
     }
 
-    for page_size in [1, 100, 10_000] {
+    for page_size in [1, 100, 1_000, 10_000] {
         let page = full_log(page_size).since(0, usize::MAX);
         assert_eq!(
             page.messages.len(),
