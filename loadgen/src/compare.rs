@@ -29,6 +29,8 @@ pub enum CompareError {
     Scenario(#[from] crate::cli::ScenarioError),
     #[error(transparent)]
     Report(#[from] ReportError),
+    #[error("cannot install the Ctrl-C handler: {0}")]
+    Signal(std::io::Error),
 }
 
 /// Run several strategies under one scenario and write the full report folder.
@@ -71,7 +73,13 @@ impl CompareArgs {
 pub async fn run(args: &CompareArgs) -> Result<SweepOutcome, CompareError> {
     let sweep = args.to_sweep()?;
     let cancel = CancellationToken::new();
-    cancel_on_ctrl_c(cancel.clone());
+    cancel_on_ctrl_c(cancel.clone()).map_err(CompareError::Signal)?;
+    // Printed once Ctrl-C is handled, so a caller may interrupt from here on.
+    eprintln!(
+        "compare: {} strategies, one after another; reports in {} (Ctrl-C stops and keeps what was measured)",
+        sweep.strategies.len(),
+        sweep.out.display()
+    );
     run_sweep(&sweep, cancel, None).await
 }
 
@@ -189,11 +197,24 @@ pub async fn sweep_with<E: std::fmt::Display>(
     // Keeps the elapsed time and estimate moving while a run is in progress.
     overall.enable_steady_tick(std::time::Duration::from_secs(1));
     let mut failed = Vec::new();
-    for spec in &sweep.strategies {
+    // Without a terminal the bars are hidden: one plain line per run start and end instead.
+    let say = |line: String| {
+        if bars.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            overall.println(line);
+        }
+    };
+    let planned = sweep.strategies.len();
+    for (k, spec) in sweep.strategies.iter().enumerate() {
         if cancel.is_cancelled() {
             break;
         }
         let label = spec.label();
+        let step = format!("[{}/{planned}] {label}", k + 1);
+        if bars.is_hidden() {
+            say(format!("{step}: running"));
+        }
         overall.set_message(label.clone());
         let hooks = RunHooks {
             progress: Some(bars.add(crate::progress::default_bar(&label))),
@@ -209,8 +230,8 @@ pub async fn sweep_with<E: std::fmt::Display>(
             Outcome::Failed { .. } | Outcome::ServerDied { .. }
         ) {
             failed.push(label.clone());
-            overall.println(format!("{label}: {}", outcome_text(&run.outcome)));
         }
+        say(format!("{step}: {}", outcome_text(&run.outcome)));
         results.runs.push(run);
         report::write_all(&results, &sweep.out)?;
         overall.inc(1);
@@ -268,8 +289,28 @@ fn failed_run(spec: &StrategySpec, scenario: &Scenario, detail: String) -> RunRe
 }
 
 /// Cancels `cancel` on the first Ctrl-C (the sweep then writes what it has and stops); a second
-/// Ctrl-C exits at once.
-pub fn cancel_on_ctrl_c(cancel: CancellationToken) {
+/// Ctrl-C exits at once. The handler is installed before this returns (not when a task first
+/// runs), so no Ctrl-C after the call is lost to the default handler.
+#[cfg(unix)]
+pub fn cancel_on_ctrl_c(cancel: CancellationToken) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupts = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        if interrupts.recv().await.is_none() {
+            return;
+        }
+        eprintln!("\nCtrl-C: finishing the current run's report; press Ctrl-C again to quit now");
+        cancel.cancel();
+        if interrupts.recv().await.is_some() {
+            std::process::exit(130);
+        }
+    });
+    Ok(())
+}
+
+/// Cancels `cancel` on the first Ctrl-C; a second Ctrl-C exits at once.
+#[cfg(not(unix))]
+pub fn cancel_on_ctrl_c(cancel: CancellationToken) -> std::io::Result<()> {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_err() {
             return;
@@ -280,6 +321,7 @@ pub fn cancel_on_ctrl_c(cancel: CancellationToken) {
             std::process::exit(130);
         }
     });
+    Ok(())
 }
 
 #[cfg(test)]
