@@ -175,7 +175,10 @@ impl Fleet {
             now + Duration::from_secs(365 * 24 * 3600),
             expected,
         );
-        fleet.poster.open().await?;
+        if let Err(e) = fleet.poster.open().await {
+            fleet.stop().await;
+            return Err(e.into());
+        }
         Ok(fleet)
     }
 
