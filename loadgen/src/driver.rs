@@ -224,6 +224,12 @@ async fn run_phases(
     let end = Instant::now();
 
     let window = at_to.at.saturating_duration_since(at_from.at);
+    let generator = results::ProcessUsage {
+        peak_rss_bytes: gen_end.peak_rss_bytes,
+        ..resources::usage_between(at_from.generator, at_to.generator, window)
+    };
+    let server = ServerSide::from_snapshots(&at_from.server, &at_to.server, server_end, window);
+    let other_cpu_percent = other_cpu_percent(&at_from, &at_to, &generator, &server, window);
     RunFacts {
         timings: Timings {
             connect_ms: ms(connect_end - start),
@@ -241,11 +247,9 @@ async fn run_phases(
         window_seconds: window.as_secs_f64(),
         planned_sends: plan.planned_sends(),
         planned_polls: planned_polls(strategy, connected, window),
-        generator: results::ProcessUsage {
-            peak_rss_bytes: gen_end.peak_rss_bytes,
-            ..resources::usage_between(at_from.generator, at_to.generator, window)
-        },
-        server: ServerSide::from_snapshots(&at_from.server, &at_to.server, server_end, window),
+        generator,
+        server,
+        other_cpu_percent,
         outcome: results::Outcome::Completed,
         target: String::new(),
     }
@@ -324,6 +328,22 @@ async fn send_and_measure(
     (at_from, at_to)
 }
 
+/// CPU the rest of the machine used in the window (100 = one core), when the server is a
+/// local child whose own CPU is known.
+fn other_cpu_percent(
+    from: &Snapshot,
+    to: &Snapshot,
+    generator: &results::ProcessUsage,
+    server: &ServerSide,
+    window: Duration,
+) -> Option<f64> {
+    let (ServerSide::Proc(server), Some(a), Some(b)) = (server, from.machine, to.machine) else {
+        return None;
+    };
+    let busy = results::ratio(b.busy_seconds - a.busy_seconds, window.as_secs_f64()) * 100.0;
+    Some((busy - generator.cpu_percent - server.cpu_percent).max(0.0))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -343,6 +363,7 @@ struct Snapshot {
     counters: CounterSnapshot,
     generator: resources::ProcSample,
     server: ServerReading,
+    machine: Option<resources::MachineCpu>,
 }
 
 /// The server's CPU at a phase boundary, from wherever it can be read.
@@ -357,6 +378,7 @@ impl Snapshot {
         let at = Instant::now();
         let counters = ctx.counters.snapshot();
         let generator = resources::sample(None).unwrap_or_default();
+        let machine = resources::machine_cpu();
         let server = match server {
             Server::Child(child) => {
                 resources::sample(child.pid).map_or(ServerReading::Unavailable, ServerReading::Proc)
@@ -374,6 +396,7 @@ impl Snapshot {
             counters,
             generator,
             server,
+            machine,
         }
     }
 }

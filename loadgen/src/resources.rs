@@ -54,6 +54,32 @@ fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
     line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
+/// CPU time of the whole machine, all cores together, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineCpu {
+    pub busy_seconds: f64,
+}
+
+/// Reads the first line of `/proc/stat` (USER_HZ ticks of every core): busy = all but idle
+/// and iowait.
+pub fn machine_cpu() -> Option<MachineCpu> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_cpu(stat.lines().next()?)
+}
+
+fn parse_machine_cpu(line: &str) -> Option<MachineCpu> {
+    let mut fields = line.split_whitespace();
+    if fields.next()? != "cpu" {
+        return None;
+    }
+    let ticks: Vec<f64> = fields.map_while(|f| f.parse().ok()).collect();
+    let total: f64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
+    Some(MachineCpu {
+        busy_seconds: (total - idle) / USER_HZ,
+    })
+}
+
 /// CPU used between two samples over `window`, and the peak memory at the later one.
 pub fn usage_between(before: ProcSample, after: ProcSample, window: Duration) -> ProcessUsage {
     let cpu_seconds = (after.cpu_seconds - before.cpu_seconds).max(0.0);
@@ -120,6 +146,17 @@ mod tests {
     fn parses_stat_with_a_tricky_command_name() {
         let stat = "1234 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 4 0";
         assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+    }
+
+    #[test]
+    fn reads_machine_busy_time() {
+        let line = "cpu  100 20 30 1000 50 5 5 0 0 0";
+        assert_eq!(
+            parse_machine_cpu(line),
+            Some(MachineCpu { busy_seconds: 1.6 })
+        );
+        assert_eq!(parse_machine_cpu("cpu0 1 2 3 4"), None);
+        assert!(machine_cpu().is_some());
     }
 
     #[test]

@@ -420,14 +420,34 @@ pub struct ProcessUsage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Warning {
-    GeneratorSaturated { cpu_percent: f64, cores: usize },
-    SendRateBelowPlan { achieved_ratio: f64 },
-    PollRateBelowPlan { achieved_ratio: f64 },
-    TooFewSamples { count: u64 },
-    ClientsFailed { failed: u64, planned: u64 },
-    MessagesLost { missing: u64, expected: u64 },
+    GeneratorSaturated {
+        cpu_percent: f64,
+        cores: usize,
+    },
+    SendRateBelowPlan {
+        achieved_ratio: f64,
+    },
+    PollRateBelowPlan {
+        achieved_ratio: f64,
+    },
+    TooFewSamples {
+        count: u64,
+    },
+    ClientsFailed {
+        failed: u64,
+        planned: u64,
+    },
+    MessagesLost {
+        missing: u64,
+        expected: u64,
+    },
     ServerUsageUnavailable,
     FellBackToFullList,
+    /// Processes other than the generator and the server used this much CPU (100 = one core)
+    /// during the measured window: both competed with them.
+    OtherCpuLoad {
+        cpu_percent: f64,
+    },
 }
 
 impl Warning {
@@ -438,6 +458,7 @@ impl Warning {
             Warning::GeneratorSaturated { .. }
                 | Warning::SendRateBelowPlan { .. }
                 | Warning::PollRateBelowPlan { .. }
+                | Warning::OtherCpuLoad { .. }
         )
     }
 }
@@ -478,6 +499,10 @@ impl fmt::Display for Warning {
             Warning::FellBackToFullList => write!(
                 f,
                 "target has no cursor support (no `id`, no `since`): poll fetched the whole list and deduplicated by probe"
+            ),
+            Warning::OtherCpuLoad { cpu_percent } => write!(
+                f,
+                "other processes used {cpu_percent:.0}% of a core while this run was measured: the generator and the server competed with them for the CPU; rerun on a quiet machine"
             ),
         }
     }

@@ -20,6 +20,8 @@ use crate::strategy::Strategy;
 const SATURATED_CPU_SHARE: f64 = 0.8;
 /// Achieved send or poll rate below this share of plan flags the run as saturated.
 const RATE_FLOOR: f64 = 0.99;
+/// Other processes using more than this much CPU (100 = one core) disturb the measurement.
+const OTHER_CPU_WARN_PERCENT: f64 = 20.0;
 /// Fewer corrected latency samples than this make tail percentiles meaningless.
 const FEW_SAMPLES: u64 = 100;
 
@@ -34,6 +36,8 @@ pub struct RunFacts {
     pub planned_polls: u64,
     pub generator: ProcessUsage,
     pub server: ServerSide,
+    /// CPU used by other processes during the window (100 = one core), when measurable.
+    pub other_cpu_percent: Option<f64>,
     pub outcome: Outcome,
     pub target: String,
 }
@@ -250,6 +254,12 @@ fn warnings(
     }
     if resources.server.is_none() {
         w.push(Warning::ServerUsageUnavailable);
+    }
+    if let Some(other) = facts
+        .other_cpu_percent
+        .filter(|p| *p > OTHER_CPU_WARN_PERCENT)
+    {
+        w.push(Warning::OtherCpuLoad { cpu_percent: other });
     }
     if ctx.fell_back_to_full_list.load(Relaxed) {
         w.push(Warning::FellBackToFullList);
