@@ -157,14 +157,15 @@ impl HttpConn {
         idempotent: bool,
         timeout: Duration,
     ) -> Result<Response<Incoming>, HttpError> {
+        let target = self.target.clone();
         let attempt = async {
-            let first = self.send_once(build(&self.target.clone())?).await;
+            let first = self.send_once(build(&target)?).await;
             match first {
                 Err(HttpError::Http(e))
                     if idempotent && (e.is_canceled() || e.is_incomplete_message()) =>
                 {
                     self.sender = None;
-                    self.send_once(build(&self.target.clone())?).await
+                    self.send_once(build(&target)?).await
                 }
                 other => other,
             }

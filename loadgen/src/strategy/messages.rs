@@ -85,3 +85,102 @@ pub fn deliver_item(
     rx.deliver_text(&item.message, now);
     Ok(item.id)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+    use crate::codec::probe::Probe;
+    use crate::context::RunContext;
+    use crate::net::TargetAddr;
+    use crate::recorder::Recorder;
+
+    fn receiver() -> Receiver {
+        let target = TargetAddr::new("127.0.0.1:9".parse().expect("addr"), "x").expect("host");
+        let recorder = Recorder::new(Instant::now(), 5, 1, 8);
+        let ctx = RunContext::new(Arc::new(target), recorder, Default::default());
+        Receiver::new(0, Arc::new(ctx))
+    }
+
+    fn probe_text(seq: u64) -> String {
+        let mut text = String::new();
+        Probe {
+            run_id: 5,
+            sender: 0,
+            seq,
+            intended_ns: 0,
+            sent_ns: 0,
+        }
+        .encode(0, &mut text);
+        text
+    }
+
+    fn list(items: &[(Option<u64>, String)]) -> Vec<u8> {
+        let items: Vec<serde_json::Value> = items
+            .iter()
+            .map(|(id, m)| match id {
+                Some(id) => serde_json::json!({"id": id, "name": "a", "message": m}),
+                None => serde_json::json!({"name": "a", "message": m}),
+            })
+            .collect();
+        serde_json::to_vec(&items).expect("json")
+    }
+
+    #[test]
+    fn a_cursor_list_is_diffed_by_id() {
+        let mut rx = receiver();
+        let mut cursor = ListCursor::default();
+        let body = list(&[(Some(1), probe_text(0)), (Some(2), probe_text(1))]);
+        let diff = cursor.apply(&body, &mut rx, Instant::now()).expect("list");
+        assert_eq!(
+            (diff.new_items, diff.without_ids, cursor.last_id),
+            (2, false, 2)
+        );
+        let body = list(&[(Some(2), probe_text(1)), (Some(3), probe_text(2))]);
+        assert_eq!(
+            cursor
+                .apply(&body, &mut rx, Instant::now())
+                .expect("list")
+                .new_items,
+            1
+        );
+        assert_eq!(rx.ctx.counters.deliveries.load(Relaxed), 3);
+        assert_eq!(rx.ctx.counters.duplicates.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_list_without_ids_is_diffed_by_position() {
+        let mut rx = receiver();
+        let mut cursor = ListCursor::default();
+        let first = list(&[(None, "hello".into()), (None, probe_text(0))]);
+        let diff = cursor.apply(&first, &mut rx, Instant::now()).expect("list");
+        assert_eq!((diff.new_items, diff.without_ids), (2, true));
+        let again = list(&[
+            (None, "hello".into()),
+            (None, probe_text(0)),
+            (None, probe_text(1)),
+        ]);
+        assert_eq!(
+            cursor
+                .apply(&again, &mut rx, Instant::now())
+                .expect("list")
+                .new_items,
+            1
+        );
+        assert_eq!(rx.ctx.counters.deliveries.load(Relaxed), 2);
+        assert_eq!(rx.ctx.counters.duplicates.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn a_non_list_is_an_error() {
+        let mut rx = receiver();
+        assert!(
+            ListCursor::default()
+                .apply(b"{}", &mut rx, Instant::now())
+                .is_err()
+        );
+        assert!(deliver_item("[1]", &mut rx, Instant::now()).is_err());
+    }
+}
