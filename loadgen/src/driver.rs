@@ -30,6 +30,9 @@ const CONNECT_GRACE: Duration = Duration::from_secs(15);
 /// How long stopped receivers get to finish the request they are in.
 const STOP_GRACE: Duration = Duration::from_secs(12);
 
+/// Highest aggregate send rate: the probe table holds one slot per planned probe.
+pub const MAX_RATE: f64 = 100_000.0;
+
 /// What the caller (CLI, sweeps, tests) controls about a run besides its scenario.
 #[derive(Debug, Clone, Default)]
 pub struct RunHooks {
@@ -54,7 +57,7 @@ pub enum RunError {
     Limit(#[from] LimitError),
     #[error("cannot find this executable to start the chat server from: {0}")]
     CurrentExe(std::io::Error),
-    #[error("--rate must be a positive number of messages per second, got {0}")]
+    #[error("--rate must be a positive number of messages per second, at most {MAX_RATE}, got {0}")]
     BadRate(f64),
 }
 
@@ -97,7 +100,7 @@ pub async fn run_strategy(
     spec: &StrategySpec,
     hooks: &RunHooks,
 ) -> Result<RunResult, RunError> {
-    if !(scenario.rate.is_finite() && scenario.rate > 0.0) {
+    if !(scenario.rate.is_finite() && scenario.rate > 0.0 && scenario.rate <= MAX_RATE) {
         return Err(RunError::BadRate(scenario.rate));
     }
     resources::ensure_fd_limit(

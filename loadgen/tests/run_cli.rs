@@ -195,3 +195,14 @@ fn the_binary_exits_non_zero_on_bad_input() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn an_absurd_rate_is_refused() {
+    let mut scenario = small_scenario(Some("http://127.0.0.1:9".into()));
+    scenario.rate = 1e9;
+    let err = run_strategy(&scenario, &"sse".parse().expect("spec"), &hooks())
+        .await
+        .expect_err("rate");
+    assert!(matches!(err, RunError::BadRate(_)), "{err:?}");
+    assert!(err.to_string().contains("--rate"), "{err}");
+}
