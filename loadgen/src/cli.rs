@@ -238,41 +238,62 @@ pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport,
 
 /// A few lines for a human: the headline numbers and every warning.
 pub fn render_summary(r: &RunResult, saved: &std::path::Path) -> String {
-    let l = &r.latency.corrected;
-    let d = &r.delivery;
-    let m = &r.traffic.measured;
-    let mut out = format!(
-        "{label}: {outcome:?}\n  clients {}/{} connected, {} probes measured\n  latency (from intended send) p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} samples)\n  delivery: expected {} delivered {} missing {} duplicates {} out-of-order {}\n  receivers: {:.0} req/s, {:.0} bytes/s, {:.0} bytes per delivery, empty polls {:.1}%\n  cpu: generator {:.0}%, server {}\n  results: {}\n",
-        r.clients.connected,
-        r.clients.planned,
-        d.probes_sent,
+    use std::fmt::Write as _;
+    let (l, d, m) = (&r.latency.corrected, &r.delivery, &r.traffic.measured);
+    let server_cpu = r
+        .resources
+        .server
+        .as_ref()
+        .map_or("unknown".to_string(), |s| format!("{:.0}%", s.cpu_percent));
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = writeln!(out, "{}: {}", r.label, describe(&r.outcome));
+    let _ = writeln!(
+        out,
+        "  clients {}/{} connected, {} probes measured",
+        r.clients.connected, r.clients.planned, d.probes_sent
+    );
+    let _ = writeln!(
+        out,
+        "  latency from intended send: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} samples)",
         ms(l.p50_us),
         ms(l.p90_us),
         ms(l.p99_us),
         ms(l.max_us),
-        l.count,
-        d.expected,
-        d.delivered,
-        d.missing,
-        d.duplicates,
-        d.out_of_order,
+        l.count
+    );
+    let _ = writeln!(
+        out,
+        "  delivery: expected {} delivered {} missing {} duplicates {} out-of-order {}",
+        d.expected, d.delivered, d.missing, d.duplicates, d.out_of_order
+    );
+    let _ = writeln!(
+        out,
+        "  receivers: {:.0} req/s, {:.0} bytes/s, {:.0} bytes per delivery, empty polls {:.1}%",
         m.requests_per_second(),
         m.bytes_per_second(),
         m.bytes_per_delivery(),
-        m.empty_poll_ratio() * 100.0,
-        r.resources.generator.cpu_percent,
-        r.resources
-            .server
-            .as_ref()
-            .map_or("unknown".to_string(), |s| format!("{:.0}%", s.cpu_percent)),
-        saved.display(),
-        label = r.label,
-        outcome = r.outcome,
+        m.empty_poll_ratio() * 100.0
     );
+    let _ = writeln!(
+        out,
+        "  cpu: generator {:.0}%, server {server_cpu}",
+        r.resources.generator.cpu_percent
+    );
+    let _ = writeln!(out, "  results: {}", saved.display());
     for w in &r.warnings {
-        out.push_str(&format!("  warning: {w}\n"));
+        let _ = writeln!(out, "  warning: {w}");
     }
     out
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Completed => "completed".into(),
+        Outcome::Interrupted => "interrupted (Ctrl-C): partial results".into(),
+        Outcome::ServerDied { detail } => format!("SERVER DIED, partial results: {detail}"),
+        Outcome::Failed { detail } => format!("FAILED: {detail}"),
+    }
 }
 
 fn ms(us: u64) -> f64 {

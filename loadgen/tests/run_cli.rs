@@ -94,6 +94,9 @@ async fn without_target_the_server_runs_as_a_child_process() {
         "{server:?}"
     );
     assert!(r.resources.generator.peak_rss_bytes > 0);
+    let summary = loadgen::cli::render_summary(&r, std::path::Path::new("out"));
+    assert!(summary.starts_with("poll@200ms: completed"), "{summary}");
+    assert!(summary.contains("missing 0 duplicates 0"), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
