@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{Receiver, RunContext};
 use crate::control::{self, ControlError, DeathNote};
 use crate::counters::CounterSnapshot;
+use crate::local_pid;
 use crate::net::{HttpConn, TargetAddr};
 use crate::progress::{self, Phase};
 use crate::recorder::{Recorder, probes_per_sender};
@@ -75,7 +76,11 @@ pub fn tool_info() -> results::ToolInfo {
 /// The server under test for one run.
 pub enum Server {
     Child(ChildServer),
-    Remote { url: String },
+    /// A `--target`; `pid` when it is another process on this machine whose /proc is readable.
+    Remote {
+        url: String,
+        pid: Option<u32>,
+    },
 }
 
 impl Server {
@@ -86,10 +91,18 @@ impl Server {
         }
     }
 
+    /// The server's process, when its CPU and memory can be read from /proc.
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Server::Child(c) => c.pid,
+            Server::Remote { pid, .. } => *pid,
+        }
+    }
+
     fn label(&self) -> String {
         match self {
             Server::Child(_) => "spawned".to_string(),
-            Server::Remote { url } => url.clone(),
+            Server::Remote { url, .. } => url.clone(),
         }
     }
 }
@@ -125,7 +138,19 @@ async fn start_server(
             let parsed = TargetUrl::parse(url)?;
             let addr = parsed.resolve(scenario.allow_remote).await?;
             let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
-            Ok((Server::Remote { url: url.clone() }, Arc::new(target)))
+            // A local server other than this process (an in-process test server would be
+            // counted twice) is measured from /proc, like a spawned child.
+            let pid = addr
+                .ip()
+                .is_loopback()
+                .then(|| local_pid::pid_listening_on(addr.port()))
+                .flatten()
+                .filter(|pid| *pid != std::process::id());
+            let server = Server::Remote {
+                url: url.clone(),
+                pid,
+            };
+            Ok((server, Arc::new(target)))
         }
         None => {
             let exe = match &hooks.server_exe {
@@ -221,7 +246,7 @@ async fn run_phases(
     drain(ctx, Instant::now() + scenario.drain).await;
     let drain_end = Instant::now();
     let gen_end = resources::sample(None).unwrap_or_default();
-    let server_end = server.child().and_then(|c| resources::sample(c.pid));
+    let server_end = server.pid().and_then(|pid| resources::sample(Some(pid)));
     ctx.stop_receivers.cancel();
     join_within(spawner.await.unwrap_or_default(), STOP_GRACE).await;
     let end = Instant::now();
@@ -382,11 +407,11 @@ impl Snapshot {
         let counters = ctx.counters.snapshot();
         let generator = resources::sample(None).unwrap_or_default();
         let machine = resources::machine_cpu();
-        let server = match server {
-            Server::Child(child) => {
-                resources::sample(child.pid).map_or(ServerReading::Unavailable, ServerReading::Proc)
+        let server = match server.pid() {
+            Some(pid) => {
+                resources::sample(Some(pid)).map_or(ServerReading::Unavailable, ServerReading::Proc)
             }
-            Server::Remote { .. } => {
+            None => {
                 let mut conn = HttpConn::new(ctx.target.clone(), ctx.counters.control_wire.clone());
                 match control::scrape(&mut conn).await {
                     Ok(m) if m.cpu_seconds.is_some() => ServerReading::Metrics(m),

@@ -14,6 +14,7 @@
 //! - [`strategy`]: the receivers, one module per strategy; [`sender`]: open-loop probe senders.
 //! - [`schedule`]: fixed tick arithmetic; [`recorder`]: deliveries, dedupe, histograms;
 //!   [`counters`]: requests, errors and bytes; [`context`]: what a run's tasks share.
+//! - [`local_pid`]: which local process listens on a `--target` port.
 //! - [`net`]: counted TCP streams and per-client HTTP/1.1 connections; [`resources`]: CPU,
 //!   memory and the open-file limit; [`progress`]: the live bar.
 //! - [`bench_support`]: receiver fleets and single timed deliveries for the criterion benches.
@@ -28,6 +29,7 @@ pub mod context;
 pub mod control;
 pub mod counters;
 pub mod driver;
+pub mod local_pid;
 pub mod net;
 pub mod progress;
 pub mod recorder;
