@@ -28,7 +28,10 @@ async fn socketio_websocket_works_with_the_official_server() {
     // The Node server has no /metrics, but it is a local process: measured from /proc.
     assert_eq!(r.resources.server_source, "proc", "{:?}", r.warnings);
     let server = r.resources.server.as_ref().expect("node's usage");
-    assert!(server.peak_rss_bytes > 0 && server.cpu_seconds > 0.0, "{server:?}");
+    assert!(
+        server.peak_rss_bytes > 0 && server.cpu_seconds > 0.0,
+        "{server:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
