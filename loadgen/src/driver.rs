@@ -64,7 +64,7 @@ pub enum RunError {
 
 pub use crate::resources::machine_info;
 
-/// This tool's name, version and (when built with `PUSHPOLL_GIT_COMMIT` set) commit.
+/// This tool's name, version and the git commit it was built from (see `build.rs`).
 pub fn tool_info() -> results::ToolInfo {
     results::ToolInfo {
         name: env!("CARGO_PKG_NAME").to_string(),
@@ -506,6 +506,36 @@ async fn join_within(handles: Vec<JoinHandle<()>>, grace: Duration) {
     for mut h in handles {
         if tokio::time::timeout_at(deadline, &mut h).await.is_err() {
             h.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tool_info_tests {
+    use super::tool_info;
+
+    /// In a git checkout, results name the commit they were built from (HEAD, since a moved
+    /// HEAD reruns the build script).
+    #[test]
+    fn tool_info_names_the_commit_of_a_git_checkout() {
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let info = tool_info();
+        assert_eq!(info.name, "loadgen");
+        match (head, info.git_commit) {
+            (Some(head), Some(commit)) if std::env::var_os("PUSHPOLL_GIT_COMMIT").is_none() => {
+                assert!(
+                    head.starts_with(&commit),
+                    "{commit} is not a prefix of HEAD {head}"
+                )
+            }
+            (Some(_), None) => panic!("built in a git checkout but no commit recorded"),
+            _ => {}
         }
     }
 }
