@@ -448,6 +448,13 @@ pub enum Warning {
     OtherCpuLoad {
         cpu_percent: f64,
     },
+    /// The generator and a server on the same machine together kept the CPU this busy
+    /// (100 = one core): latencies include waiting for a core, on both sides.
+    MachineSaturated {
+        generator_percent: f64,
+        server_percent: f64,
+        cores: usize,
+    },
 }
 
 impl Warning {
@@ -459,6 +466,7 @@ impl Warning {
                 | Warning::SendRateBelowPlan { .. }
                 | Warning::PollRateBelowPlan { .. }
                 | Warning::OtherCpuLoad { .. }
+                | Warning::MachineSaturated { .. }
         )
     }
 }
@@ -499,6 +507,14 @@ impl fmt::Display for Warning {
             Warning::FellBackToFullList => write!(
                 f,
                 "target has no cursor support (no `id`, no `since`): poll fetched the whole list and deduplicated by probe"
+            ),
+            Warning::MachineSaturated {
+                generator_percent,
+                server_percent,
+                cores,
+            } => write!(
+                f,
+                "generator ({generator_percent:.0}%) and server ({server_percent:.0}%) together kept {cores} cores over 80% busy: latencies include waiting for a CPU; use fewer clients, or put the server on another machine (--target)"
             ),
             Warning::OtherCpuLoad { cpu_percent } => write!(
                 f,

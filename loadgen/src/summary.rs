@@ -206,6 +206,31 @@ fn schedule(ctx: &RunContext, facts: &RunFacts, delivery: &Delivery) -> Schedule
     }
 }
 
+/// CPU saturation: the generator alone, or the generator plus a server that shares this
+/// machine (`server_source` `proc`: a child or a local process), above 80% of all cores.
+fn cpu_warnings(resources: &Resources, cores: usize) -> Vec<Warning> {
+    let capacity = SATURATED_CPU_SHARE * 100.0 * cores as f64;
+    let generator = resources.generator.cpu_percent;
+    if generator > capacity {
+        return vec![Warning::GeneratorSaturated {
+            cpu_percent: generator,
+            cores,
+        }];
+    }
+    match &resources.server {
+        Some(server)
+            if resources.server_source == "proc" && generator + server.cpu_percent > capacity =>
+        {
+            vec![Warning::MachineSaturated {
+                generator_percent: generator,
+                server_percent: server.cpu_percent,
+                cores,
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
 fn warnings(
     ctx: &RunContext,
     facts: &RunFacts,
@@ -216,14 +241,7 @@ fn warnings(
     strategy: &Strategy,
 ) -> Vec<Warning> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut w = Vec::new();
-    let cpu = resources.generator.cpu_percent;
-    if cpu > SATURATED_CPU_SHARE * 100.0 * cores as f64 {
-        w.push(Warning::GeneratorSaturated {
-            cpu_percent: cpu,
-            cores,
-        });
-    }
+    let mut w = cpu_warnings(resources, cores);
     let completed = facts.outcome == Outcome::Completed;
     if completed && schedule.send_ratio() < RATE_FLOOR {
         w.push(Warning::SendRateBelowPlan {
@@ -265,4 +283,47 @@ fn warnings(
         w.push(Warning::FellBackToFullList);
     }
     w
+}
+
+#[cfg(test)]
+mod cpu_warning_tests {
+    use super::*;
+
+    fn resources(generator: f64, server: Option<f64>, source: &str) -> Resources {
+        let usage = |cpu_percent| ProcessUsage {
+            cpu_percent,
+            ..ProcessUsage::default()
+        };
+        Resources {
+            generator: usage(generator),
+            server: server.map(usage),
+            server_source: source.into(),
+        }
+    }
+
+    #[test]
+    fn a_busy_generator_alone_is_flagged() {
+        let w = cpu_warnings(&resources(170.0, Some(10.0), "proc"), 2);
+        assert!(
+            matches!(w.as_slice(), [Warning::GeneratorSaturated { .. }]),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn generator_and_local_server_together_are_flagged() {
+        let w = cpu_warnings(&resources(79.0, Some(116.0), "proc"), 2);
+        assert!(
+            matches!(w.as_slice(), [Warning::MachineSaturated { .. }]),
+            "{w:?}"
+        );
+        assert!(w[0].is_saturation());
+    }
+
+    #[test]
+    fn a_remote_server_or_a_quiet_machine_is_not_flagged() {
+        assert!(cpu_warnings(&resources(79.0, Some(116.0), "metrics"), 2).is_empty());
+        assert!(cpu_warnings(&resources(40.0, Some(60.0), "proc"), 2).is_empty());
+        assert!(cpu_warnings(&resources(40.0, None, "unavailable"), 2).is_empty());
+    }
 }
