@@ -44,11 +44,7 @@ impl axum::serve::Listener for CountingListener {
                         tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
                     }
                     self.accepted.inc();
-                    let io = CountingStream {
-                        inner: stream,
-                        received: self.received.clone(),
-                        sent: self.sent.clone(),
-                    };
+                    let io = CountingStream::new(stream, self.received.clone(), self.sent.clone());
                     return (io, peer);
                 }
                 Err(e) if is_per_connection(&e) => {}
@@ -77,24 +73,58 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// A stream that adds every byte read and written to two counters.
-pub struct CountingStream<S> {
-    inner: S,
-    received: IntCounter,
-    sent: IntCounter,
+/// Where a [`CountingStream`] adds the bytes it moves. The server tallies into Prometheus
+/// counters; the load generator, which counts the other end of the same connections, into its
+/// own atomics — one stream type, so both sides count the same way.
+pub trait ByteTally {
+    fn add_read(&self, n: u64);
+    fn add_written(&self, n: u64);
 }
 
-impl<S> CountingStream<S> {
-    pub fn new(inner: S, received: IntCounter, sent: IntCounter) -> Self {
-        CountingStream {
-            inner,
-            received,
-            sent,
-        }
+impl<T: ByteTally + ?Sized> ByteTally for std::sync::Arc<T> {
+    fn add_read(&self, n: u64) {
+        (**self).add_read(n)
+    }
+    fn add_written(&self, n: u64) {
+        (**self).add_written(n)
     }
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
+/// The server's tally: bytes received and sent, as two Prometheus counters.
+#[derive(Clone)]
+pub struct CounterPair {
+    pub received: IntCounter,
+    pub sent: IntCounter,
+}
+
+impl ByteTally for CounterPair {
+    fn add_read(&self, n: u64) {
+        self.received.inc_by(n)
+    }
+    fn add_written(&self, n: u64) {
+        self.sent.inc_by(n)
+    }
+}
+
+/// A stream that adds every byte read and written to a [`ByteTally`].
+pub struct CountingStream<S, T = CounterPair> {
+    inner: S,
+    tally: T,
+}
+
+impl<S> CountingStream<S, CounterPair> {
+    pub fn new(inner: S, received: IntCounter, sent: IntCounter) -> Self {
+        CountingStream::with_tally(inner, CounterPair { received, sent })
+    }
+}
+
+impl<S, T: ByteTally> CountingStream<S, T> {
+    pub fn with_tally(inner: S, tally: T) -> Self {
+        CountingStream { inner, tally }
+    }
+}
+
+impl<S: AsyncRead + Unpin, T: ByteTally + Unpin> AsyncRead for CountingStream<S, T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -103,13 +133,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = result {
-            self.received.inc_by((buf.filled().len() - before) as u64);
+            self.tally.add_read((buf.filled().len() - before) as u64);
         }
         result
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
+impl<S: AsyncWrite + Unpin, T: ByteTally + Unpin> AsyncWrite for CountingStream<S, T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -117,7 +147,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
-            self.sent.inc_by(n as u64);
+            self.tally.add_written(n as u64);
         }
         result
     }
@@ -129,7 +159,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = result {
-            self.sent.inc_by(n as u64);
+            self.tally.add_written(n as u64);
         }
         result
     }

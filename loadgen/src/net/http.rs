@@ -97,7 +97,7 @@ pub async fn connect_tcp(
             source,
         })?;
     wire.connections.fetch_add(1, Relaxed);
-    Ok(CountingStream::new(stream, wire.clone()))
+    Ok(CountingStream::with_tally(stream, wire.clone()))
 }
 
 /// A client's HTTP/1.1 connection; requests go one at a time, as on a browser's connection.
