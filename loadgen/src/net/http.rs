@@ -187,6 +187,21 @@ impl HttpConn {
         Ok(result?)
     }
 
+    /// `GET path` and its whole body; any status but 200 is an error. The timeout covers the
+    /// request and, separately, the body.
+    pub async fn get_ok(&mut self, path: &str, timeout: Duration) -> Result<Bytes, HttpError> {
+        let build = |t: &TargetAddr| t.request(Method::GET, path).body(Full::default());
+        let resp = self.send(build, true, timeout).await?;
+        match resp.status() {
+            http::StatusCode::OK => collect_body(resp, timeout).await,
+            status => {
+                // Read the body anyway so the keep-alive connection stays usable.
+                collect_body(resp, timeout).await?;
+                Err(HttpError::Status(status))
+            }
+        }
+    }
+
     /// Drops the connection (the next request opens a new one).
     pub fn close(&mut self) {
         self.sender = None;

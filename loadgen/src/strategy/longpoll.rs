@@ -3,15 +3,13 @@
 
 use std::time::Duration;
 
-use http::{Method, StatusCode};
-use http_body_util::Full;
 use tokio::time::Instant;
 
 use super::messages::ListCursor;
 use super::{RECONNECT_BACKOFF, pause};
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
-use crate::net::{HttpConn, HttpError, collect_body};
+use crate::net::HttpConn;
 use crate::scenario::format_duration;
 
 /// Extra time the client allows beyond the wait it asked for.
@@ -34,7 +32,7 @@ pub async fn run(wait: Duration, start_id: u64, mut rx: Receiver) {
         let path = format!("/messages?since={}&wait={wait_text}", cursor.last_id);
         rx.request();
         let answer = tokio::select! {
-            a = fetch(&mut conn, &path, wait + WAIT_SLACK) => a,
+            a = conn.get_ok(&path, wait + WAIT_SLACK) => a,
             _ = rx.stopped().cancelled() => return,
         };
         let ok = match answer {
@@ -47,21 +45,6 @@ pub async fn run(wait: Duration, start_id: u64, mut rx: Receiver) {
         if !ok && !pause(RECONNECT_BACKOFF, rx.stopped()).await {
             return;
         }
-    }
-}
-
-async fn fetch(
-    conn: &mut HttpConn,
-    path: &str,
-    timeout: Duration,
-) -> Result<bytes::Bytes, HttpError> {
-    let build = |t: &crate::net::TargetAddr| t.request(Method::GET, path).body(Full::default());
-    let resp = conn.send(build, true, timeout).await?;
-    let status = resp.status();
-    let body = collect_body(resp, timeout).await?;
-    match status {
-        StatusCode::OK => Ok(body),
-        s => Err(HttpError::Status(s)),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, Method, header};
 use http_body_util::Full;
 use tokio::time::Instant;
 
@@ -124,14 +124,7 @@ async fn get(
     timeout: Duration,
 ) -> Result<Bytes, HttpError> {
     rx.request();
-    let build = |t: &crate::net::TargetAddr| t.request(Method::GET, path).body(Full::default());
-    let resp = conn.send(build, true, timeout).await?;
-    let status = resp.status();
-    let body = collect_body(resp, timeout).await?;
-    match status {
-        StatusCode::OK => Ok(body),
-        s => Err(HttpError::Status(s)),
-    }
+    conn.get_ok(path, timeout).await
 }
 
 async fn post(
