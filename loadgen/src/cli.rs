@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::driver::{self, RunError, RunHooks};
 use crate::progress;
-use crate::results::{Outcome, Results, ResultsFileError, RunResult, SCHEMA_VERSION};
+use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION};
 use crate::scenario::{PollMode, Scenario, StrategyKind, StrategySpec, parse_duration};
 
 /// Simulates thousands of chat clients per delivery strategy and measures delivery latency,
@@ -139,7 +139,8 @@ pub struct RunArgs {
     pub wait: Option<Duration>,
     #[command(flatten)]
     pub scenario: ScenarioArgs,
-    /// Folder for results.json [default: reports/run-<label>-<unix time>].
+    /// Folder for the report: results.json, summary.md, summary.csv, .hgrm, report.html
+    /// [default: reports/run-<label>-<unix time>].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print the run's result as JSON on stdout instead of a summary.
@@ -197,7 +198,7 @@ pub enum CliError {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
-    Save(#[from] ResultsFileError),
+    Report(#[from] crate::report::ReportError),
 }
 
 /// A finished `loadgen run`: the result and where it was written.
@@ -206,7 +207,8 @@ pub struct RunReport {
     pub saved: PathBuf,
 }
 
-/// Runs `loadgen run` and writes results.json; `cancel` stops it early (partial results).
+/// Runs `loadgen run` and writes its report folder (results.json, summary.md, summary.csv, the
+/// `.hgrm`, report.html); `cancel` stops it early (partial results, still written).
 pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport, CliError> {
     let scenario = args.scenario.to_scenario()?;
     let spec = args.spec()?;
@@ -231,7 +233,8 @@ pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport,
         started_unix,
         runs: vec![result],
     };
-    let saved = results.save(&dir)?;
+    crate::report::write_all(&results, &dir)?;
+    let saved = dir.join("results.json");
     let result = results.runs.into_iter().next().expect("one run was pushed");
     Ok(RunReport { result, saved })
 }

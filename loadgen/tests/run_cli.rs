@@ -183,6 +183,10 @@ fn the_binary_prints_json_and_writes_results() {
     assert_lossless(&r);
     let saved = loadgen::results::Results::load(out.path()).expect("results.json");
     assert_eq!(saved.runs.len(), 1);
+    // A single run gets the same readable report folder as a sweep.
+    for file in ["summary.md", "summary.csv", "sse.hgrm", "report.html"] {
+        assert!(out.path().join(file).is_file(), "{file} missing");
+    }
 }
 
 #[test]
