@@ -75,7 +75,7 @@ impl<'a> ReportView<'a> {
             .iter()
             .filter(|r| r.source == source && r.interval_s().is_some())
             .collect();
-        polls.sort_by(|a, b| a.interval_s().partial_cmp(&b.interval_s()).expect("finite"));
+        polls.sort_by(|a, b| a.interval_s().total_cmp(&b.interval_s()));
         polls
     }
 
