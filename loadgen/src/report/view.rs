@@ -75,7 +75,10 @@ impl<'a> ReportView<'a> {
             .iter()
             .filter(|r| r.source == source && r.interval_s().is_some())
             .collect();
-        polls.sort_by(|a, b| a.interval_s().total_cmp(&b.interval_s()));
+        polls.sort_by(|a, b| {
+            let key = |r: &&RunView| r.interval_s().unwrap_or(f64::INFINITY);
+            key(a).total_cmp(&key(b))
+        });
         polls
     }
 
