@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::driver::{self, RunError, RunHooks};
 use crate::progress;
 use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION};
-use crate::scenario::{PollMode, Scenario, StrategyKind, StrategySpec, parse_duration};
+use crate::scenario::{Arrivals, PollMode, Scenario, StrategyKind, StrategySpec, parse_duration};
 
 /// Simulates thousands of chat clients per delivery strategy and measures delivery latency,
 /// loss and wire overhead.
@@ -51,6 +51,10 @@ pub struct ScenarioArgs {
     /// Aggregate probe messages per second over all senders (open loop).
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
+    /// Send times: `even` (one message every 1/rate) or `poisson` (random exponential gaps,
+    /// seeded by --seed, like independent people chatting).
+    #[arg(long, value_enum, default_value_t = Arrivals::Even)]
+    pub arrivals: Arrivals,
     /// Pad each probe message to at least this many bytes.
     #[arg(long, default_value_t = 0)]
     pub payload_bytes: usize,
@@ -72,7 +76,7 @@ pub struct ScenarioArgs {
     /// Allow a --target that is not a loopback address.
     #[arg(long)]
     pub allow_remote: bool,
-    /// Seed of the random poll phases (same seed, same phases).
+    /// Seed of the random poll phases and Poisson send times (same seed, same schedule).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
@@ -107,6 +111,7 @@ impl ScenarioArgs {
             clients: self.clients,
             senders: self.senders,
             rate: self.rate,
+            arrivals: self.arrivals,
             payload_bytes: self.payload_bytes,
             duration: self.duration,
             warmup: self.warmup,

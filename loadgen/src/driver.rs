@@ -17,11 +17,11 @@ use crate::counters::CounterSnapshot;
 use crate::local_pid;
 use crate::net::{HttpConn, TargetAddr};
 use crate::progress::{self, Phase};
-use crate::recorder::{Recorder, probes_per_sender};
+use crate::recorder::Recorder;
 use crate::resources::{self, LimitError};
 use crate::results::{self, RunResult, Timings};
 use crate::scenario::{Scenario, StrategySpec};
-use crate::sender::{self, SenderPlan, sender_schedule};
+use crate::sender::{self, SenderPlan};
 use crate::strategy::{Strategy, UnsupportedStrategy};
 use crate::summary::{self, RunFacts, ServerSide};
 use crate::target::{ChildServer, TargetError, TargetUrl};
@@ -172,8 +172,9 @@ async fn run_on(
     target: Arc<TargetAddr>,
 ) -> Result<RunResult, RunError> {
     let epoch = Instant::now();
-    let period = Duration::from_secs_f64(scenario.senders.get() as f64 / scenario.rate);
-    let per_sender = probes_per_sender(scenario.warmup + scenario.duration, period);
+    let offsets = SendPlan::offsets(scenario);
+    // The probe table needs a slot per sequence number any sender may use.
+    let per_sender = offsets.iter().map(|o| o.len()).max().unwrap_or(0);
     let recorder = Recorder::new(epoch, rand::random(), scenario.senders.get(), per_sender);
     let ctx = Arc::new(RunContext::new(
         target,
@@ -198,7 +199,7 @@ async fn run_on(
         &note,
     );
     let phases = async {
-        let facts = run_phases(&ctx, scenario, &strategy, server, &phase_tx).await;
+        let facts = run_phases(&ctx, scenario, &offsets, &strategy, server, &phase_tx).await;
         stop_watch.cancel();
         facts
     };
@@ -224,6 +225,7 @@ async fn run_on(
 async fn run_phases(
     ctx: &Arc<RunContext>,
     scenario: &Scenario,
+    offsets: &[Arc<[Duration]>],
     strategy: &Strategy,
     server: &Server,
     phase: &watch::Sender<Phase>,
@@ -241,7 +243,7 @@ async fn run_phases(
     let connected = ctx.counters.connected.load(Relaxed);
     let connect_end = Instant::now();
 
-    let plan = SendPlan::new(Instant::now(), scenario);
+    let plan = SendPlan::new(Instant::now(), scenario, offsets);
     let (at_from, at_to) = send_and_measure(ctx, &plan, connected, server, phase).await;
     drain(ctx, Instant::now() + scenario.drain).await;
     let drain_end = Instant::now();
@@ -292,19 +294,36 @@ struct SendPlan {
 }
 
 impl SendPlan {
-    fn new(origin: Instant, scenario: &Scenario) -> SendPlan {
+    /// Every sender's intended send offsets, from the start of warm-up to the end of the
+    /// measured window (computed once per run: they also size the recorder's probe table).
+    fn offsets(scenario: &Scenario) -> Vec<Arc<[Duration]>> {
+        let count = scenario.senders.get();
+        (0..count as u32)
+            .map(|index| {
+                sender::send_offsets(
+                    index,
+                    count,
+                    scenario.rate,
+                    scenario.arrivals,
+                    scenario.warmup + scenario.duration,
+                    scenario.seed,
+                )
+                .into()
+            })
+            .collect()
+    }
+
+    fn new(origin: Instant, scenario: &Scenario, offsets: &[Arc<[Duration]>]) -> SendPlan {
         let measure_from = origin + scenario.warmup;
         let measure_to = measure_from + scenario.duration;
-        let count = scenario.senders.get();
-        let senders = (0..count as u32)
-            .map(|index| {
-                let schedule = sender_schedule(origin, index, count, scenario.rate);
-                SenderPlan {
-                    index,
-                    schedule,
-                    count: schedule.ticks_in(origin, measure_to),
-                    payload_bytes: scenario.payload_bytes,
-                }
+        let senders = offsets
+            .iter()
+            .zip(0u32..)
+            .map(|(offsets, index)| SenderPlan {
+                index,
+                origin,
+                offsets: offsets.clone(),
+                payload_bytes: scenario.payload_bytes,
             })
             .collect();
         SendPlan {
@@ -319,7 +338,7 @@ impl SendPlan {
     fn planned_sends(&self) -> u64 {
         self.senders
             .iter()
-            .map(|p| p.schedule.ticks_in(self.measure_from, self.measure_to))
+            .map(|p| p.count_in(self.measure_from, self.measure_to))
             .sum()
     }
 }
@@ -338,7 +357,7 @@ async fn send_and_measure(
     let senders: Vec<JoinHandle<()>> = if connected > 0 {
         plan.senders
             .iter()
-            .map(|p| tokio::spawn(sender::run(ctx.clone(), *p)))
+            .map(|p| tokio::spawn(sender::run(ctx.clone(), p.clone())))
             .collect()
     } else {
         // Nobody to deliver to: the run has failed; skip straight to the end.

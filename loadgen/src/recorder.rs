@@ -7,7 +7,6 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use tokio::time::Instant;
@@ -357,14 +356,10 @@ pub struct Histograms {
     pub fanout: Histogram<u64>,
 }
 
-/// How many probes a sender may send in `span` at `period` (one spare for rounding).
-pub fn probes_per_sender(span: Duration, period: Duration) -> usize {
-    (span.as_secs_f64() / period.as_secs_f64()).ceil() as usize + 1
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn probe(run_id: u32, sender: u32, seq: u64, intended_ns: u64) -> Probe {
         Probe {

@@ -248,6 +248,19 @@ fn trim_float(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// When the senders' messages are intended to go out (both open loop: a slow answer never delays
+/// the next message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arrivals {
+    /// Evenly spaced: one message every 1/rate in aggregate. Empty polls ≈ max(0, 1 − λT).
+    #[default]
+    Even,
+    /// A Poisson process (exponential gaps, seeded by `--seed`), like independent people
+    /// chatting. Empty polls ≈ e^(−λT).
+    Poisson,
+}
+
 /// The load all strategies of a run or sweep share.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scenario {
@@ -257,6 +270,9 @@ pub struct Scenario {
     pub senders: NonZeroUsize,
     /// Aggregate probe messages per second over all senders (open loop).
     pub rate: f64,
+    /// Evenly spaced or Poisson send times (older results files have none: even).
+    #[serde(default)]
+    pub arrivals: Arrivals,
     /// Probe message text padded to at least this many bytes.
     pub payload_bytes: usize,
     /// Measured phase.
@@ -285,6 +301,7 @@ impl Default for Scenario {
             clients: NonZeroUsize::new(1000).expect("nonzero"),
             senders: NonZeroUsize::new(4).expect("nonzero"),
             rate: 10.0,
+            arrivals: Arrivals::Even,
             payload_bytes: 0,
             duration: Duration::from_secs(30),
             warmup: Duration::from_secs(5),

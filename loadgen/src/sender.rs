@@ -1,6 +1,7 @@
 //! Senders: post probe messages on an open-loop schedule. Probe `k` of a sender is intended at
-//! `origin + offset + k·period` whatever happened to probe `k−1`; a late start is counted and the
-//! latency is measured from the intended instant (and, separately, from the actual start).
+//! `origin + offsets[k]` whatever happened to probe `k−1` (evenly spaced, or Poisson); a late
+//! start is counted and the latency is measured from the intended instant (and, separately, from
+//! the actual start).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,19 +16,37 @@ use crate::codec::probe::Probe;
 use crate::context::RunContext;
 use crate::net::{HttpConn, HttpError, collect_body};
 use crate::recorder::PostStatus;
-use crate::schedule::{LATE_AFTER, Schedule};
+use crate::scenario::Arrivals;
+use crate::schedule::LATE_AFTER;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// Deadline of one POST.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One sender's plan.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SenderPlan {
     pub index: u32,
-    pub schedule: Schedule,
-    /// Probes to send (those intended before the end of the measured window).
-    pub count: u64,
+    pub origin: Instant,
+    /// Intended send instants after `origin`, ascending: every probe intended before the end of
+    /// the measured window.
+    pub offsets: Arc<[Duration]>,
     pub payload_bytes: usize,
+}
+
+impl SenderPlan {
+    /// When probe `seq` is intended.
+    pub fn due(&self, seq: usize) -> Instant {
+        self.origin + self.offsets[seq]
+    }
+
+    /// Probes intended in `[from, to)`.
+    pub fn count_in(&self, from: Instant, to: Instant) -> u64 {
+        let lo = self.offsets.partition_point(|&o| self.origin + o < from);
+        let hi = self.offsets.partition_point(|&o| self.origin + o < to);
+        hi.saturating_sub(lo) as u64
+    }
 }
 
 /// The chat's `POST /messages` body.
@@ -37,20 +56,57 @@ struct PostBody<'a> {
     message: &'a str,
 }
 
-/// The schedule of sender `index` of `senders` sharing an aggregate `rate` (messages/s):
-/// each sends every `senders / rate` seconds, offset so the aggregate is evenly spaced.
-pub fn sender_schedule(origin: Instant, index: u32, senders: usize, rate: f64) -> Schedule {
-    let period = Duration::from_secs_f64(senders as f64 / rate);
-    let offset = Duration::from_secs_f64(f64::from(index) / rate);
-    Schedule::new(origin, offset, period)
+/// The intended send offsets (from the run's send origin, before `span`) of sender `index` of
+/// `senders` sharing an aggregate `rate` (messages/s).
+/// - `Even`: each sends every `senders / rate` seconds, offset so the aggregate is evenly spaced.
+/// - `Poisson`: each is a Poisson process of rate `rate / senders` (exponential gaps, by inverse
+///   transform), so the aggregate is a Poisson process of rate `rate`; seeded per sender.
+pub fn send_offsets(
+    index: u32,
+    senders: usize,
+    rate: f64,
+    arrivals: Arrivals,
+    span: Duration,
+    seed: u64,
+) -> Vec<Duration> {
+    let span = span.as_secs_f64();
+    let mut out = Vec::new();
+    match arrivals {
+        Arrivals::Even => {
+            let period = senders as f64 / rate;
+            let mut t = f64::from(index) / rate;
+            while t < span {
+                out.push(Duration::from_secs_f64(t));
+                t = f64::from(index) / rate + period * out.len() as f64;
+            }
+        }
+        Arrivals::Poisson => {
+            let per_sender = rate / senders as f64;
+            let mut rng = StdRng::seed_from_u64(seed ^ u64::from(index).wrapping_mul(GOLDEN));
+            let mut t = 0.0;
+            loop {
+                // 1 − U is in (0, 1], so the logarithm is finite.
+                let u: f64 = rng.random();
+                t += -(1.0 - u).ln() / per_sender;
+                if t >= span {
+                    break;
+                }
+                out.push(Duration::from_secs_f64(t));
+            }
+        }
+    }
+    out
 }
+
+/// Spreads per-sender seeds (the 64-bit golden ratio, as in splitmix64).
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 pub async fn run(ctx: Arc<RunContext>, plan: SenderPlan) {
     let mut conn = HttpConn::new(ctx.target.clone(), ctx.counters.sender_wire.clone());
     let name = format!("sender-{}", plan.index);
     let mut text = String::with_capacity(plan.payload_bytes.max(64));
-    for seq in 0..plan.count {
-        let due = plan.schedule.due(seq);
+    for (seq, _) in plan.offsets.iter().enumerate() {
+        let due = plan.due(seq);
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
             _ = ctx.abort.cancelled() => return,
@@ -62,14 +118,14 @@ pub async fn run(ctx: Arc<RunContext>, plan: SenderPlan) {
         let probe = Probe {
             run_id: ctx.recorder.run_id(),
             sender: plan.index,
-            seq,
+            seq: seq as u64,
             intended_ns: ctx.recorder.ns_since_epoch(due),
             sent_ns: ctx.recorder.ns_since_epoch(started),
         };
         text.clear();
         probe.encode(plan.payload_bytes, &mut text);
         ctx.recorder
-            .probe_intended(plan.index, seq, probe.intended_ns);
+            .probe_intended(plan.index, seq as u64, probe.intended_ns);
         let status = match post(&mut conn, &ctx, &name, &text).await {
             Ok(()) => PostStatus::Accepted,
             Err(e) => {
@@ -77,7 +133,7 @@ pub async fn run(ctx: Arc<RunContext>, plan: SenderPlan) {
                 PostStatus::Failed
             }
         };
-        ctx.recorder.probe_posted(plan.index, seq, status);
+        ctx.recorder.probe_posted(plan.index, seq as u64, status);
     }
 }
 
@@ -110,5 +166,91 @@ pub(crate) async fn post(
         Ok(())
     } else {
         Err(HttpError::Status(status))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPAN: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn even_offsets_interleave_the_senders_evenly() {
+        // 4 senders at 8/s in aggregate: each every 0.5 s, sender i offset by i/8 s.
+        let all: Vec<Vec<Duration>> = (0..4)
+            .map(|i| send_offsets(i, 4, 8.0, Arrivals::Even, SPAN, 1))
+            .collect();
+        assert!(
+            all.iter().all(|o| o.len() == 20),
+            "{:?}",
+            all.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert_eq!(all[1][0], Duration::from_millis(125));
+        assert_eq!(all[1][3], Duration::from_millis(1625));
+        let mut merged: Vec<Duration> = all.concat();
+        merged.sort();
+        for pair in merged.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap.abs_diff(Duration::from_millis(125)) < Duration::from_micros(1),
+                "{gap:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn poisson_offsets_are_seeded_ascending_and_exponential() {
+        let rate = 400.0; // 100/s per sender, ~4,000 messages in 10 s
+        let all: Vec<Vec<Duration>> = (0..4)
+            .map(|i| send_offsets(i, 4, rate, Arrivals::Poisson, SPAN, 42))
+            .collect();
+        assert_eq!(
+            all[2],
+            send_offsets(2, 4, rate, Arrivals::Poisson, SPAN, 42),
+            "seeded"
+        );
+        assert_ne!(
+            all[2],
+            send_offsets(2, 4, rate, Arrivals::Poisson, SPAN, 43)
+        );
+        assert_ne!(all[0], all[1], "senders are independent");
+        let total: usize = all.iter().map(Vec::len).sum();
+        // Poisson count: mean 4,000, sd ~63; a fixed seed makes this deterministic.
+        assert!((3_700..=4_300).contains(&total), "{total}");
+        for offsets in &all {
+            assert!(offsets.windows(2).all(|w| w[0] <= w[1]));
+            assert!(offsets.iter().all(|&o| o < SPAN));
+        }
+        // Exponential gaps: the coefficient of variation is 1 (evenly spaced would be 0), and
+        // the share of gaps shorter than the mean is 1 − 1/e ≈ 63%.
+        let gaps: Vec<f64> = all[0]
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect();
+        let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        let cv = var.sqrt() / mean;
+        assert!((0.85..1.15).contains(&cv), "cv {cv}");
+        assert!((0.009..0.011).contains(&mean), "mean gap {mean}");
+        let short = gaps.iter().filter(|&&g| g < mean).count() as f64 / gaps.len() as f64;
+        assert!((0.58..0.68).contains(&short), "{short}");
+    }
+
+    #[test]
+    fn a_plan_counts_probes_in_a_window() {
+        let origin = Instant::now();
+        let plan = SenderPlan {
+            index: 0,
+            origin,
+            offsets: send_offsets(0, 1, 10.0, Arrivals::Even, SPAN, 1).into(),
+            payload_bytes: 0,
+        };
+        assert_eq!(plan.due(3), origin + Duration::from_millis(300));
+        assert_eq!(plan.count_in(origin, origin + SPAN), 100);
+        // [1 s, 2 s) holds ticks 10..=19.
+        let s = Duration::from_secs(1);
+        assert_eq!(plan.count_in(origin + s, origin + 2 * s), 10);
+        assert_eq!(plan.count_in(origin + 2 * s, origin + s), 0);
     }
 }

@@ -236,10 +236,11 @@ fn failed_runs_without_samples_still_render() {
     assert!(md.contains("**failed**"));
 }
 
-#[test]
-fn empty_poll_model_follows_the_evenly_spaced_sends() {
-    // 10 messages/s evenly spaced: a 50 ms poll window is empty half the time, a 1 s one never.
+/// The model column of `summary.csv` for a poll@50ms and a poll@1s run of the fixture
+/// (10 messages/s) under the given arrivals, and the rendered summary.md.
+fn empty_poll_models(arrivals: loadgen::scenario::Arrivals) -> (Vec<f64>, String) {
     let mut results = report_fixture::results();
+    results.scenario.arrivals = arrivals;
     results.runs = vec![
         report_fixture::run("poll@50ms".parse().expect("spec"), 1),
         report_fixture::run("poll@1s".parse().expect("spec"), 2),
@@ -252,11 +253,29 @@ fn empty_poll_model_follows_the_evenly_spaced_sends() {
         .iter()
         .position(|h| h == "model_empty_poll_ratio")
         .expect("model column");
-    let models: Vec<f64> = csv
+    let models = csv
         .records()
         .map(|r| r.expect("record")[column].parse().expect("number"))
         .collect();
+    (models, read(dir.path(), "summary.md"))
+}
+
+#[test]
+fn empty_poll_model_follows_the_evenly_spaced_sends() {
+    // 10 messages/s evenly spaced: a 50 ms poll window is empty half the time, a 1 s one never.
+    let (models, md) = empty_poll_models(loadgen::scenario::Arrivals::Even);
     assert_eq!(models, [0.5, 0.0]);
+    assert!(md.contains("evenly spaced sends, max(0, 1 − λT)"), "{md}");
+}
+
+#[test]
+fn empty_poll_model_follows_poisson_arrivals() {
+    // Poisson at 10/s: P(no message in T) = e^(−10·T): 0.607 at 50 ms, 0.0000454 at 1 s.
+    let (models, md) = empty_poll_models(loadgen::scenario::Arrivals::Poisson);
+    assert_eq!(models.len(), 2);
+    assert!((models[0] - (-0.5f64).exp()).abs() < 1e-3, "{models:?}");
+    assert!((models[1] - (-10f64).exp()).abs() < 1e-4, "{models:?}");
+    assert!(md.contains("Poisson arrivals, e^(−λT)"), "{md}");
 }
 
 #[test]

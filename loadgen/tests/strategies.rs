@@ -63,6 +63,23 @@ async fn socketio_polling_is_lossless() {
     lossless("socketio-polling").await;
 }
 
+/// Poisson send times: still open loop, still lossless, and the plan counts what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poisson_arrivals_are_lossless_and_planned() {
+    let server = in_process_server().await;
+    let mut scenario = small_scenario(Some(format!("http://{}", server.addr())));
+    scenario.arrivals = loadgen::scenario::Arrivals::Poisson;
+    let r = run("sse", &scenario).await;
+    assert_lossless(&r);
+    let s = &r.schedule;
+    assert!(s.planned_sends > 0, "{s:?}");
+    assert_eq!(
+        s.planned_sends,
+        r.delivery.probes_sent + r.delivery.probes_failed
+    );
+    server.shutdown().await.expect("clean shutdown");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_latency_follows_the_model() {
     // Model: latency ≈ d + Uniform(0, T), so p50 ≈ T/2 plus request time. Generous band.

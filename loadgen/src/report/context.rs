@@ -2,6 +2,7 @@
 
 use super::units;
 use crate::results::Results;
+use crate::scenario::Arrivals;
 use crate::scenario::format_duration;
 
 /// `(what, value)` pairs describing the scenario, machine and tool.
@@ -35,10 +36,14 @@ pub fn describe(results: &Results) -> Vec<(&'static str, String)> {
         (
             "load",
             format!(
-                "{} receiving clients, {} senders posting {} messages/s in total, payload ≥ {} B",
+                "{} receiving clients, {} senders posting {} messages/s in total ({}), payload ≥ {} B",
                 units::thousands(s.clients.get() as i64),
                 s.senders,
                 units::number(s.rate),
+                match s.arrivals {
+                    Arrivals::Even => "evenly spaced",
+                    Arrivals::Poisson => "Poisson arrivals",
+                },
                 s.payload_bytes
             ),
         ),

@@ -4,6 +4,7 @@
 use super::units::{bytes, ms, number, percent, thousands, times};
 use super::view::{ReportView, RunView};
 use crate::results::{Outcome, ratio};
+use crate::scenario::Arrivals;
 
 /// Departure from the polling model above which a finding says it needs explaining.
 const MODEL_TOLERANCE: f64 = 0.25;
@@ -134,7 +135,11 @@ fn request_rates(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
             rates.join(", ")
         ),
         format!(
-            "Empty poll answers against the model for evenly spaced sends, max(0, 1 − λT): {}.",
+            "Empty poll answers against the model for {}: {}.",
+            match view.results.scenario.arrivals {
+                Arrivals::Even => "evenly spaced sends, max(0, 1 − λT)",
+                Arrivals::Poisson => "Poisson arrivals, e^(−λT)",
+            },
             empties.join(", ")
         ),
     ]

@@ -5,7 +5,7 @@ use hdrhistogram::Histogram;
 
 use super::ReportError;
 use crate::results::{Outcome, Results, RunResult};
-use crate::scenario::{Scenario, StrategyKind};
+use crate::scenario::{Arrivals, Scenario, StrategyKind};
 
 /// The results being reported, with each run's histogram decoded once.
 pub struct ReportView<'a> {
@@ -160,14 +160,15 @@ impl<'a> RunView<'a> {
         self.interval_s().map(|t| t * 1000.0 * 0.99)
     }
 
-    /// Model empty-poll ratio. The senders post on a fixed schedule (one message every 1/λ in
-    /// aggregate, λ = the scenario rate, and every receiver gets every message), so a poll
-    /// window of length T at a random phase holds no message with probability max(0, 1 − λT).
-    /// (DESIGN's e^(−λT) is the same model for Poisson arrivals; it over-predicts empty polls
-    /// here: 37% instead of 0% at T = 1/λ.)
+    /// Model empty-poll ratio: every receiver gets every message, λ = the scenario rate, and a
+    /// poll window of length T at a random phase holds no message with probability
+    /// max(0, 1 − λT) for evenly spaced sends, e^(−λT) for Poisson arrivals (DESIGN §4).
     pub fn model_empty_ratio(&self) -> Option<f64> {
-        self.interval_s()
-            .map(|t| (1.0 - self.scenario.rate * t).max(0.0))
+        let lambda = self.scenario.rate;
+        self.interval_s().map(|t| match self.scenario.arrivals {
+            Arrivals::Even => (1.0 - lambda * t).max(0.0),
+            Arrivals::Poisson => (-lambda * t).exp(),
+        })
     }
 
     pub fn requests_per_second(&self) -> f64 {

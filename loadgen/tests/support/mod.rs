@@ -19,6 +19,7 @@ pub fn small_scenario(target: Option<String>) -> Scenario {
         clients: NonZeroUsize::new(20).expect("nonzero"),
         senders: NonZeroUsize::new(2).expect("nonzero"),
         rate: 20.0,
+        arrivals: loadgen::scenario::Arrivals::Even,
         payload_bytes: 0,
         duration: Duration::from_secs(2),
         warmup: Duration::from_millis(500),
