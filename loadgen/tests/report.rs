@@ -234,6 +234,16 @@ fn failed_runs_without_samples_still_render() {
         "{md}"
     );
     assert!(md.contains("**failed**"));
+    // A failed run is neither held against the model nor counted as lossless.
+    assert!(
+        md.contains("Every completed run (7 of 9) delivered"),
+        "{md}"
+    );
+    assert!(!md.contains("Every run delivered"), "{md}");
+    assert!(!md.contains("poll@250ms 0.00 (model"), "{md}");
+    assert!(!md.contains("every run kept to its plan"), "{md}");
+    let html = read(dir.path(), "report.html");
+    assert!(!html.contains("every run kept to its plan"));
 }
 
 /// The model column of `summary.csv` for a poll@50ms and a poll@1s run of the fixture
@@ -299,4 +309,22 @@ fn findings_explain_polling_that_is_cheaper_than_push() {
         "{md}"
     );
     assert!(!md.contains("poll@1s costs fewer"), "{md}");
+}
+
+#[test]
+fn no_warnings_is_not_called_a_clean_sweep_when_a_run_failed() {
+    let mut results = report_fixture::results();
+    let mut failed = report_fixture::run("poll@1s".parse().expect("spec"), 3);
+    failed.outcome = loadgen::results::Outcome::Failed {
+        detail: "target unreachable".into(),
+    };
+    failed.warnings.clear();
+    results.runs = vec![failed];
+    let dir = render(&results);
+    let md = read(dir.path(), "summary.md");
+    assert!(md.contains("None; see the findings"), "{md}");
+    assert!(!md.contains("kept to its plan"), "{md}");
+    assert!(!md.contains("exactly once"), "{md}");
+    let html = read(dir.path(), "report.html");
+    assert!(html.contains("None; see the findings"));
 }

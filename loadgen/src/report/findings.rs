@@ -109,7 +109,7 @@ fn request_rates(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
     let clients = view.results.scenario.clients.get() as f64;
     let polls = view.polls(source);
     let (mut rates, mut empties) = (Vec::new(), Vec::new());
-    for p in &polls {
+    for p in polls.iter().filter(|p| p.completed()) {
         let (Some(t), Some(empty)) = (p.interval_s(), p.model_empty_ratio()) else {
             continue;
         };
@@ -268,9 +268,22 @@ fn loss(view: &ReportView<'_>) -> Vec<String> {
         })
         .collect();
     if lossy.is_empty() {
-        let expected: u64 = view.runs.iter().map(|r| r.run.delivery.expected).sum();
+        let completed: Vec<_> = view.runs.iter().filter(|r| r.completed()).collect();
+        if completed.is_empty() {
+            return Vec::new();
+        }
+        let expected: u64 = completed.iter().map(|r| r.run.delivery.expected).sum();
+        let which = if completed.len() == view.runs.len() {
+            "Every run".to_string()
+        } else {
+            format!(
+                "Every completed run ({} of {})",
+                completed.len(),
+                view.runs.len()
+            )
+        };
         vec![format!(
-            "Every run delivered every expected message exactly once ({} deliveries checked).",
+            "{which} delivered every expected message exactly once ({} deliveries checked).",
             thousands(expected as i64)
         )]
     } else {

@@ -114,8 +114,10 @@ fn warnings(view: &ReportView<'_>) -> String {
             })
         })
         .collect();
-    if items.is_empty() {
+    if items.is_empty() && view.all_completed() {
         h.push_str("<p>None: every run kept to its plan.</p>\n");
+    } else if items.is_empty() {
+        h.push_str("<p>None; see the findings for the runs that did not complete.</p>\n");
     } else {
         let _ = writeln!(h, "<ul>\n{}\n</ul>", items.join("\n"));
     }

@@ -72,8 +72,10 @@ fn warnings(view: &ReportView<'_>) -> String {
             );
         }
     }
-    if !any {
+    if !any && view.all_completed() {
         md.push_str("None: every run kept to its plan.\n");
+    } else if !any {
+        md.push_str("None; see the findings for the runs that did not complete.\n");
     }
     md.push('\n');
     md

@@ -44,6 +44,10 @@ impl<'a> ReportView<'a> {
     }
 
     /// Sources in order of first appearance (`[None]` for a plain sweep).
+    pub fn all_completed(&self) -> bool {
+        self.runs.iter().all(RunView::completed)
+    }
+
     pub fn sources(&self) -> Vec<Option<&'a str>> {
         let mut out: Vec<Option<&str>> = Vec::new();
         for r in &self.runs {
@@ -119,6 +123,12 @@ impl<'a> RunView<'a> {
             name,
             corrected,
         })
+    }
+
+    /// The run went through every phase (not failed, not cut short by a dead server or Ctrl-C),
+    /// so its counts can be held against the model.
+    pub fn completed(&self) -> bool {
+        self.run.outcome == Outcome::Completed
     }
 
     pub fn label(&self) -> &str {
