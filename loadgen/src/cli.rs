@@ -255,7 +255,7 @@ pub fn render_summary(r: &RunResult, saved: &std::path::Path) -> String {
         .map_or("unknown".to_string(), |s| format!("{:.0}%", s.cpu_percent));
     let mut out = String::new();
     // Writing into a String cannot fail.
-    let _ = writeln!(out, "{}: {}", r.label, describe(&r.outcome));
+    let _ = writeln!(out, "{}: {}", r.label, r.outcome);
     let _ = writeln!(
         out,
         "  clients {}/{} connected, {} probes measured",
@@ -293,15 +293,6 @@ pub fn render_summary(r: &RunResult, saved: &std::path::Path) -> String {
         let _ = writeln!(out, "  warning: {w}");
     }
     out
-}
-
-fn describe(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Completed => "completed".into(),
-        Outcome::Interrupted => "interrupted (Ctrl-C): partial results".into(),
-        Outcome::ServerDied { detail } => format!("SERVER DIED, partial results: {detail}"),
-        Outcome::Failed { detail } => format!("FAILED: {detail}"),
-    }
 }
 
 fn ms(us: u64) -> f64 {

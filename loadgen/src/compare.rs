@@ -231,7 +231,7 @@ pub async fn sweep_with<E: std::fmt::Display>(
         ) {
             failed.push(label.clone());
         }
-        say(format!("{step}: {}", outcome_text(&run.outcome)));
+        say(format!("{step}: {}", run.outcome));
         results.runs.push(run);
         report::write_all(&results, &sweep.out)?;
         overall.inc(1);
@@ -255,15 +255,6 @@ fn sweep_bar(runs: usize) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
-}
-
-fn outcome_text(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Completed => "completed".into(),
-        Outcome::Interrupted => "interrupted".into(),
-        Outcome::ServerDied { detail } => format!("server died: {detail}"),
-        Outcome::Failed { detail } => format!("failed: {detail}"),
-    }
 }
 
 /// A run that could not start still gets a row, so the report says what happened to it.

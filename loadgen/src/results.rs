@@ -166,6 +166,20 @@ pub enum Outcome {
     },
 }
 
+/// One line for a person: `completed`, `failed: …`, ….
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Completed => f.write_str("completed"),
+            Outcome::Interrupted => f.write_str("interrupted (Ctrl-C): partial results"),
+            Outcome::ServerDied { detail } => {
+                write!(f, "SERVER DIED, partial results: {detail}")
+            }
+            Outcome::Failed { detail } => write!(f, "FAILED: {detail}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Timings {
     pub connect_ms: f64,
@@ -549,6 +563,15 @@ mod tests {
                 .expect("empty")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn outcomes_read_as_one_line_with_their_detail() {
+        assert_eq!(Outcome::Completed.to_string(), "completed");
+        let died = Outcome::ServerDied {
+            detail: "exited".into(),
+        };
+        assert_eq!(died.to_string(), "SERVER DIED, partial results: exited");
     }
 
     #[test]
