@@ -22,6 +22,7 @@
 //!   (`loadgen report`), rendered from `results.json`.
 
 pub mod bench_support;
+pub mod bootstrap;
 pub mod cli;
 pub mod codec;
 pub mod compare;
