@@ -31,6 +31,7 @@ pub mod control;
 pub mod counters;
 pub mod driver;
 pub mod local_pid;
+pub mod loop_lag;
 pub mod net;
 pub mod progress;
 pub mod recorder;
