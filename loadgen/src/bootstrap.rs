@@ -14,7 +14,9 @@
 //! table (and at least [`FLUSH_MIN`] entries), it is sorted and merged into the table of
 //! distinct (probe, bucket, count) entries. Memory is therefore 16 bytes per distinct
 //! (probe, bucket) plus at most as much again of pending pairs, and each pair is sorted and
-//! merged O(log n) times in all.
+//! merged O(log n) times in all. The 10,000 deliveries of one probe fall into a few hundred
+//! buckets, so the table is tens of times smaller than the pairs; with no compression at all
+//! (every pair its own bucket) it costs at most 24 bytes a pair.
 //!
 //! # Percentile definition
 //! The same as HdrHistogram's `value_at_quantile`: the value of the first bucket at which the
@@ -29,7 +31,10 @@
 //! a weighted count per bucket once (scaled by how often the probe was drawn), then walks the
 //! cumulative counts once per quantile. The cost does not depend on the number of pairs, only
 //! on how many distinct (probe, bucket) entries they compress to (test
-//! `cost_depends_on_distinct_entries_not_pairs`).
+//! `cost_depends_on_distinct_entries_not_pairs`). Measured (the ignored test
+//! `time_200k_entries_1000_resamples`): 193,401 entries from 2,000 probes, 1,000 resamples take
+//! 2.3 s in a debug build, and 0.65 s with this module optimized (`-O`) against debug-built
+//! `rand`, of which 0.5 s are the 2M unoptimized RNG draws: about 0.15 s of weighting.
 
 use std::borrow::Cow;
 
