@@ -17,11 +17,15 @@
 //! - [`local_pid`]: which local process listens on a `--target` port.
 //! - [`net`]: counted TCP streams and per-client HTTP/1.1 connections; [`resources`]: CPU,
 //!   memory and the open-file limit; [`progress`]: the live bar.
+//! - [`bootstrap`]: percentile confidence intervals resampled over probes; [`loop_lag`]: the
+//!   generator runtime's event-loop lag per worker thread; [`thread_cpu`]: CPU per thread of
+//!   this process.
 //! - [`bench_support`]: receiver fleets and single timed deliveries for the criterion benches.
 //! - [`compare`]: `loadgen compare`, the sweep over strategies; [`report`]: every report format
 //!   (`loadgen report`), rendered from `results.json`.
 
 pub mod bench_support;
+pub mod bootstrap;
 pub mod cli;
 pub mod codec;
 pub mod compare;
@@ -30,6 +34,7 @@ pub mod control;
 pub mod counters;
 pub mod driver;
 pub mod local_pid;
+pub mod loop_lag;
 pub mod net;
 pub mod progress;
 pub mod recorder;
@@ -42,3 +47,4 @@ pub mod sender;
 pub mod strategy;
 pub mod summary;
 pub mod target;
+pub mod thread_cpu;
