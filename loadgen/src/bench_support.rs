@@ -170,11 +170,7 @@ impl Fleet {
         // Every probe from now on is measured and owed to every receiver.
         let now = Instant::now();
         let recorder = &fleet.ctx.recorder;
-        recorder.set_window(
-            recorder.epoch(),
-            now + Duration::from_secs(365 * 24 * 3600),
-            expected,
-        );
+        recorder.set_window(recorder.epoch(), now + Duration::from_secs(365 * 24 * 3600));
         if let Err(e) = fleet.poster.open().await {
             fleet.stop().await;
             return Err(e.into());
@@ -217,26 +213,32 @@ impl Fleet {
         }
         self.next_seq += 1;
         let recorder = &self.ctx.recorder;
-        let start = Instant::now();
+        let ticket = recorder.begin_send(SENDER, seq, Instant::now());
         let probe = Probe {
             run_id: recorder.run_id(),
             sender: SENDER,
             seq,
-            intended_ns: recorder.ns_since_epoch(start),
-            sent_ns: recorder.ns_since_epoch(start),
+            intended_ns: ticket.intended_ns,
+            sent_ns: ticket.sent_ns,
         };
         let mut text = String::with_capacity(PROBE_BYTES);
         probe.encode(PROBE_BYTES, &mut text);
-        recorder.probe_intended(SENDER, seq, probe.intended_ns);
-        match entry {
-            Entry::Post => {
-                crate::sender::post(&mut self.poster, &self.ctx, SENDER_NAME, &text).await?
-            }
-            Entry::Append(log) => {
-                log.append(SENDER_NAME, &text)?;
-            }
-        }
-        recorder.probe_posted(SENDER, seq, PostStatus::Accepted);
+        let entered = match entry {
+            Entry::Post => crate::sender::post(&mut self.poster, &self.ctx, SENDER_NAME, &text)
+                .await
+                .map_err(FleetError::from),
+            Entry::Append(log) => log
+                .append(SENDER_NAME, &text)
+                .map(|_| ())
+                .map_err(FleetError::from),
+        };
+        let status = if entered.is_ok() {
+            PostStatus::Accepted
+        } else {
+            PostStatus::Failed
+        };
+        recorder.end_send(SENDER, seq, status, Instant::now());
+        entered?;
         if let Kind::OnDemandPolls { go } = &self.kind {
             go.send_modify(|n| *n += 1);
         }

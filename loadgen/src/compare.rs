@@ -274,6 +274,8 @@ fn failed_run(spec: &StrategySpec, scenario: &Scenario, detail: String) -> RunRe
         traffic: Default::default(),
         schedule: Default::default(),
         resources: Default::default(),
+        generator_error: Default::default(),
+        polls: None,
         saturated: false,
         warnings: Vec::new(),
     }

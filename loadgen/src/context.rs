@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::counters::{Counters, ErrorKind};
 use crate::net::TargetAddr;
-use crate::recorder::{ReceiverLog, Recorder};
+use crate::recorder::{ReceiverLog, Recorder, Via};
 
 pub struct RunContext {
     pub target: Arc<TargetAddr>,
@@ -20,6 +20,8 @@ pub struct RunContext {
     pub stop_receivers: CancellationToken,
     /// Tells senders to stop early (Ctrl-C or the server died).
     pub abort: CancellationToken,
+    /// Ends POSTs still in flight when the run closes (they count as unanswered).
+    pub stop_sends: CancellationToken,
     /// Set by a poll receiver that found messages without `id` (a target without cursors).
     pub fell_back_to_full_list: AtomicBool,
     /// Receivers that gave up during the connect phase.
@@ -35,6 +37,7 @@ impl RunContext {
             counters: Counters::default(),
             recorder,
             stop_receivers: abort.child_token(),
+            stop_sends: abort.child_token(),
             abort,
             fell_back_to_full_list: AtomicBool::new(false),
             connect_failed: AtomicU64::new(0),
@@ -50,6 +53,10 @@ pub struct Receiver {
     log: ReceiverLog,
     /// Still in the connect phase (not yet reported as connected or failed).
     connecting: bool,
+    /// Highest message id delivered to it (for a catch-up after a reconnect).
+    last_id: Option<u64>,
+    /// Connected again after losing its connection: it owes itself a catch-up request.
+    pending_catchup: bool,
 }
 
 impl Receiver {
@@ -60,12 +67,19 @@ impl Receiver {
             ctx,
             log,
             connecting: true,
+            last_id: None,
+            pending_catchup: false,
         }
     }
 
-    /// The first handshake succeeded: this receiver counts as connected.
+    /// The first handshake succeeded: this receiver counts as connected, and is owed every
+    /// probe sent from now on (reconnects keep it owed: it must catch up).
     pub fn connected(&mut self) {
+        if !self.connecting {
+            self.pending_catchup = true;
+        }
         if std::mem::take(&mut self.connecting) {
+            self.ctx.recorder.join(&mut self.log);
             self.ctx.counters.connected.fetch_add(1, Relaxed);
             self.ctx.connect_progress.notify_one();
         }
@@ -84,6 +98,20 @@ impl Receiver {
         self.connecting
     }
 
+    /// A message with this id was delivered (through any channel).
+    pub fn saw_id(&mut self, id: u64) {
+        self.last_id = Some(self.last_id.map_or(id, |l| l.max(id)));
+    }
+
+    pub fn last_id(&self) -> Option<u64> {
+        self.last_id
+    }
+
+    /// True once after each reconnect: the caller should catch up now.
+    pub fn take_pending_catchup(&mut self) -> bool {
+        std::mem::take(&mut self.pending_catchup)
+    }
+
     pub fn error(&self, kind: ErrorKind) {
         self.ctx.counters.error(kind);
     }
@@ -96,11 +124,21 @@ impl Receiver {
         self.ctx.counters.empty_polls.fetch_add(1, Relaxed);
     }
 
-    /// A chat message text arrived at `now`.
+    /// A chat message text arrived at `now` through the strategy's own channel.
     pub fn deliver_text(&mut self, text: &str, now: Instant) {
+        self.deliver_text_via(text, now, Via::Live);
+    }
+
+    pub fn deliver_text_via(&mut self, text: &str, now: Instant, via: Via) {
         let ctx = &self.ctx;
         ctx.recorder
-            .deliver_text(&mut self.log, text, now, &ctx.counters);
+            .deliver_text(&mut self.log, text, now, &ctx.counters, via);
+    }
+
+    /// After a poll answer (or a 304) to a request sent at `requested` was applied: counts it
+    /// if it left out a probe already accepted when the request was sent.
+    pub fn check_stale(&mut self, requested: Instant) {
+        self.ctx.recorder.check_stale(&mut self.log, requested);
     }
 
     pub fn stopped(&self) -> &CancellationToken {
@@ -110,6 +148,7 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        self.ctx.recorder.leave(&mut self.log);
         // A receiver that ends before reporting (a panic, a stop during connect) still reports,
         // so the connect phase never waits for it.
         if self.connecting {

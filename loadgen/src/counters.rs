@@ -41,16 +41,20 @@ pub enum ErrorKind {
     Closed,
     /// Reading or writing the socket failed.
     Io,
+    /// A probe was due while its sender already had `sender::MAX_IN_FLIGHT` POSTs in flight:
+    /// it could not leave (a failed send).
+    InFlightLimit,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::HttpStatus,
         ErrorKind::Protocol,
         ErrorKind::Closed,
         ErrorKind::Io,
+        ErrorKind::InFlightLimit,
     ];
 
     pub fn key(self) -> &'static str {
@@ -61,6 +65,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Closed => "closed",
             ErrorKind::Io => "io",
+            ErrorKind::InFlightLimit => "in_flight_limit",
         }
     }
 
@@ -92,8 +97,6 @@ pub struct Counters {
     pub skipped_polls: AtomicU64,
     /// Probe POSTs started.
     pub posts: AtomicU64,
-    /// Probe POSTs that started more than 2 ms (`schedule::LATE_AFTER`) after their intended instant.
-    pub late_sends: AtomicU64,
     /// First deliveries of probes of this run (any phase).
     pub deliveries: AtomicU64,
     /// A receiver saw a probe it already had.

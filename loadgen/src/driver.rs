@@ -15,6 +15,7 @@ use crate::context::{Receiver, RunContext};
 use crate::control::{self, ControlError, DeathNote};
 use crate::counters::CounterSnapshot;
 use crate::local_pid;
+use crate::loop_lag::LoopLag;
 use crate::net::{HttpConn, TargetAddr};
 use crate::progress::{self, Phase};
 use crate::recorder::Recorder;
@@ -25,11 +26,15 @@ use crate::sender::{self, SenderPlan};
 use crate::strategy::{Strategy, UnsupportedStrategy};
 use crate::summary::{self, RunFacts, ServerSide};
 use crate::target::{ChildServer, TargetError, TargetUrl};
+use crate::thread_cpu;
 
 /// Receivers still connecting this long after the ramp ended count as failed.
 const CONNECT_GRACE: Duration = Duration::from_secs(15);
 /// How long stopped receivers get to finish the request they are in.
 const STOP_GRACE: Duration = Duration::from_secs(12);
+
+/// Period of the loop-lag ticker (see [`crate::loop_lag`]).
+const LOOP_LAG_PERIOD: Duration = Duration::from_millis(10);
 
 /// Highest aggregate send rate: the probe table holds one slot per planned probe.
 pub const MAX_RATE: f64 = 100_000.0;
@@ -119,7 +124,7 @@ pub async fn run_strategy(
     resources::ensure_fd_limit(
         scenario.clients.get() as u64,
         1,
-        scenario.senders.get() as u64,
+        (scenario.senders.get() * sender::MAX_IN_FLIGHT) as u64,
     )?;
     let (server, target) = start_server(scenario, hooks).await?;
     let result = run_on(scenario, spec, hooks, &server, target).await;
@@ -198,9 +203,22 @@ async fn run_on(
         ctx.abort.clone(),
         &note,
     );
+    let runtime = tokio::runtime::Handle::current();
+    let workers = runtime.metrics().num_workers();
+    let loop_lag = LoopLag::start(&runtime, workers, LOOP_LAG_PERIOD, &ctx.stop_receivers).ok();
     let phases = async {
-        let facts = run_phases(&ctx, scenario, &offsets, &strategy, server, &phase_tx).await;
+        let mut facts = run_phases(
+            &ctx,
+            scenario,
+            &offsets,
+            &strategy,
+            server,
+            &phase_tx,
+            loop_lag.as_ref(),
+        )
+        .await;
         stop_watch.cancel();
+        facts.seed = scenario.seed;
         facts
     };
     let (mut facts, metrics_peak_rss) = tokio::join!(phases, watchdog);
@@ -217,6 +235,9 @@ async fn run_on(
         facts.clients.connected,
     );
     facts.target = server.label();
+    if let Some(lag) = loop_lag {
+        lag.finish().await;
+    }
     Ok(summary::assemble(&ctx, spec, &strategy, facts))
 }
 
@@ -229,6 +250,7 @@ async fn run_phases(
     strategy: &Strategy,
     server: &Server,
     phase: &watch::Sender<Phase>,
+    loop_lag: Option<&LoopLag>,
 ) -> RunFacts {
     let start = Instant::now();
     let clients = scenario.clients.get();
@@ -244,9 +266,12 @@ async fn run_phases(
     let connect_end = Instant::now();
 
     let plan = SendPlan::new(Instant::now(), scenario, offsets);
-    let (at_from, at_to) = send_and_measure(ctx, &plan, connected, server, phase).await;
+    let (at_from, at_to) = send_and_measure(ctx, &plan, connected, server, phase, loop_lag).await;
     drain(ctx, Instant::now() + scenario.drain).await;
     let drain_end = Instant::now();
+    // The run closes: POSTs still in flight stay unanswered, missing pairs are censored here.
+    ctx.stop_sends.cancel();
+    ctx.recorder.close(drain_end);
     let gen_end = resources::sample(None).unwrap_or_default();
     let server_end = server.pid().and_then(|pid| resources::sample(Some(pid)));
     ctx.stop_receivers.cancel();
@@ -282,6 +307,9 @@ async fn run_phases(
         other_cpu_percent,
         outcome: results::Outcome::Completed,
         target: String::new(),
+        loop_lag: at_to.loop_lag.clone(),
+        threads: thread_cpu::busiest_between(&at_from.threads, &at_to.threads, window),
+        seed: 0,
     }
 }
 
@@ -351,14 +379,14 @@ async fn send_and_measure(
     connected: u64,
     server: &Server,
     phase: &watch::Sender<Phase>,
+    loop_lag: Option<&LoopLag>,
 ) -> (Snapshot, Snapshot) {
-    ctx.recorder
-        .set_window(plan.measure_from, plan.measure_to, connected);
+    ctx.recorder.set_window(plan.measure_from, plan.measure_to);
     let senders: Vec<JoinHandle<()>> = if connected > 0 {
-        plan.senders
-            .iter()
-            .map(|p| tokio::spawn(sender::run(ctx.clone(), p.clone())))
-            .collect()
+        vec![tokio::spawn(sender::run_all(
+            ctx.clone(),
+            plan.senders.clone(),
+        ))]
     } else {
         // Nobody to deliver to: the run has failed; skip straight to the end.
         ctx.abort.cancel();
@@ -367,9 +395,13 @@ async fn send_and_measure(
     phase.send_replace(Phase::Warmup);
     wait_until(plan.measure_from, &ctx.abort).await;
     let at_from = Snapshot::take(ctx, server).await;
+    if let Some(lag) = loop_lag {
+        lag.reset();
+    }
     phase.send_replace(Phase::Measure);
     wait_until(plan.measure_to, &ctx.abort).await;
-    let at_to = Snapshot::take(ctx, server).await;
+    let mut at_to = Snapshot::take(ctx, server).await;
+    at_to.loop_lag = loop_lag.map(LoopLag::snapshot);
     phase.send_replace(Phase::Drain);
     join_all(senders, &ctx.abort).await;
     (at_from, at_to)
@@ -411,6 +443,10 @@ struct Snapshot {
     generator: resources::ProcSample,
     server: ServerReading,
     machine: Option<resources::MachineCpu>,
+    /// The generator's threads (empty where /proc cannot be read).
+    threads: Vec<thread_cpu::ThreadCpu>,
+    /// Set at the end of the window only.
+    loop_lag: Option<crate::loop_lag::LoopLagReport>,
 }
 
 /// The server's CPU at a phase boundary, from wherever it can be read.
@@ -444,6 +480,8 @@ impl Snapshot {
             generator,
             server,
             machine,
+            threads: thread_cpu::sample().unwrap_or_default(),
+            loop_lag: None,
         }
     }
 }
@@ -492,13 +530,14 @@ async fn wait_until(t: Instant, abort: &CancellationToken) {
     }
 }
 
-/// Waits until every measured probe reached every receiver, the deadline, or an abort.
+/// Waits until every measured probe settled (reached every owed receiver, or its POST
+/// failed), the deadline, or an abort.
 async fn drain(ctx: &RunContext, deadline: Instant) {
     loop {
         let progress = ctx.recorder.fanout_progress();
         tokio::pin!(progress);
         progress.as_mut().enable();
-        if ctx.recorder.all_delivered() {
+        if ctx.recorder.all_settled() {
             return;
         }
         tokio::select! {

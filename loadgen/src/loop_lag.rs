@@ -1,31 +1,32 @@
 //! Event-loop lag of the generator's runtime, per worker thread.
 //!
 //! A latency measured by the generator includes the time its own runtime took to get round to
-//! the receiving task. To tell that apart from the server's latency, [`LoopLag`] runs a few
-//! probe tasks that each sleep to a deadline on a fixed grid (`start + k · period`) and record
-//! how late they woke (the overshoot) into an HdrHistogram, keyed by the name of the OS thread
-//! that woke them: tasks move between workers (work stealing), so the thread, not the task, is
-//! the unit. Task `j` of `K` is offset by `j · period / K` so that the tasks do not all wake on
-//! the same timer tick. Deadlines stay on the grid, so lag does not accumulate: a task that is
-//! late by more than one period skips to the first grid point after now.
+//! the receiving task once its data was ready. [`LoopLag`] measures exactly that wait: a ticker
+//! thread of its own wakes on a fixed grid (`start + k · period`, on the OS clock with
+//! microsecond precision) and hands `tasks` tiny tasks to the runtime, each of which records how
+//! long it waited until a worker ran it, into an HdrHistogram keyed by the name of the OS thread
+//! that ran it: tasks move between workers (work stealing), so the thread, not the task, is the
+//! unit. A worker kept busy (or blocked) delays them exactly as it delays a receiver whose socket
+//! became readable.
 //!
-//! # Floor
-//! Tokio's timer has a 1 ms granularity: `sleep_until` wakes on the first millisecond tick at
-//! or after the deadline, so even an idle runtime shows overshoots of up to about 1 ms. Nothing
-//! is subtracted: compare lags against that floor, not against zero.
+//! # Why not a sleeping task
+//! A task that sleeps a period and records its overshoot measures tokio's timer as much as the
+//! runtime: the timer wakes on a 1 ms grid, so an idle runtime already shows up to ~1 ms of
+//! "lag" — as large as the push latencies it is meant to bound. The ticker thread's wake-up
+//! jitter (tens of µs) is not counted: each sample starts when the task is handed over.
 //!
 //! # Thread names
 //! Tokio names every worker `tokio-runtime-worker` unless told otherwise, which folds all
-//! workers into one key: give the runtime a `thread_name_fn` that numbers them (the tests do).
+//! workers into one key: give the runtime a `thread_name_fn` that numbers them (loadgen does).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use std::time::Instant;
+
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use crate::results::new_latency_histogram;
@@ -34,15 +35,17 @@ use crate::results::new_latency_histogram;
 pub const UNNAMED: &str = "unnamed";
 
 /// Why the probe cannot start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoopLagError {
     #[error("the loop-lag period must be positive")]
     ZeroPeriod,
     #[error("the loop-lag probe needs at least one task")]
     NoTasks,
+    #[error("cannot start the loop-lag ticker thread: {0}")]
+    Thread(String),
 }
 
-/// Overshoots (µs, at least 1) of the probe tasks' wake-ups.
+/// How long the handed-over tasks waited for a worker (µs, at least 1).
 #[derive(Debug, Clone)]
 pub struct LoopLagReport {
     /// By the name of the thread that woke up.
@@ -76,18 +79,18 @@ impl LoopLagReport {
     }
 }
 
-/// The running probe: tasks on a runtime recording their wake-up overshoots.
+/// The running probe: a ticker thread handing timed tasks to a runtime.
 #[derive(Debug)]
 pub struct LoopLag {
     report: Arc<Mutex<LoopLagReport>>,
-    tasks: Vec<JoinHandle<()>>,
+    ticker: Option<std::thread::JoinHandle<()>>,
     /// Child of the caller's token: cancelled by the caller, or by [`LoopLag::finish`].
     stop: CancellationToken,
 }
 
 impl LoopLag {
-    /// Spawns `tasks` probe tasks on `runtime` (one per worker thread is a good choice), each
-    /// sleeping `period` (e.g. 10 ms) at a time, until `stop` is cancelled or
+    /// Starts the ticker: every `period` (e.g. 10 ms) it hands `tasks` tasks to `runtime`
+    /// (one per worker thread is a good choice), until `stop` is cancelled or
     /// [`finish`](Self::finish) is called.
     pub fn start(
         runtime: &Handle,
@@ -103,21 +106,16 @@ impl LoopLag {
         }
         let report = Arc::new(Mutex::new(LoopLagReport::new(period)));
         let stop = stop.child_token();
-        let start = Instant::now();
-        let tasks = (0..tasks)
-            .map(|j| {
-                let offset = period.mul_f64(j as f64 / tasks as f64);
-                runtime.spawn(probe(
-                    start + offset,
-                    period,
-                    stop.clone(),
-                    Arc::clone(&report),
-                ))
-            })
-            .collect();
+        let ticker = {
+            let (runtime, stop, report) = (runtime.clone(), stop.clone(), Arc::clone(&report));
+            std::thread::Builder::new()
+                .name("loadgen-looplag".into())
+                .spawn(move || tick(&runtime, tasks, period, &stop, &report))
+                .map_err(|e| LoopLagError::Thread(e.to_string()))?
+        };
         Ok(LoopLag {
             report,
-            tasks,
+            ticker: Some(ticker),
             stop,
         })
     }
@@ -134,15 +132,21 @@ impl LoopLag {
         lock(&self.report).clone()
     }
 
-    /// Stops the probe tasks, waits for them, and returns what they recorded since the start or
-    /// the last [`reset`](Self::reset).
-    pub async fn finish(self) -> LoopLagReport {
+    /// Stops the ticker, waits for it, and returns what was recorded since the start or the
+    /// last [`reset`](Self::reset).
+    pub async fn finish(mut self) -> LoopLagReport {
         self.stop.cancel();
-        for task in self.tasks {
-            // A task that panicked has recorded what it could; the report is still valid.
-            let _ = task.await;
+        if let Some(ticker) = self.ticker.take() {
+            // The ticker sleeps at most one period; wait for it off the runtime's workers.
+            let _ = tokio::task::spawn_blocking(move || ticker.join()).await;
         }
         lock(&self.report).clone()
+    }
+}
+
+impl Drop for LoopLag {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
@@ -151,26 +155,34 @@ fn lock(report: &Mutex<LoopLagReport>) -> std::sync::MutexGuard<'_, LoopLagRepor
     report.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// One probe task: sleep to each grid point `origin + k · period`, record the overshoot.
-async fn probe(
-    origin: Instant,
+/// The ticker thread: at each grid point, hand `tasks` timed tasks to the runtime.
+fn tick(
+    runtime: &Handle,
+    tasks: usize,
     period: Duration,
-    stop: CancellationToken,
-    report: Arc<Mutex<LoopLagReport>>,
+    stop: &CancellationToken,
+    report: &Arc<Mutex<LoopLagReport>>,
 ) {
+    let origin = Instant::now();
     let mut deadline = origin + period;
     loop {
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => return,
-            () = sleep_until(deadline) => {}
-        }
         let now = Instant::now();
-        let lag_us =
-            u64::try_from(now.saturating_duration_since(deadline).as_micros()).unwrap_or(u64::MAX);
-        let thread = std::thread::current();
-        lock(&report).record(thread.name().unwrap_or(UNNAMED), lag_us);
-        match next_deadline(origin, period, now) {
+        if deadline > now {
+            std::thread::sleep(deadline - now);
+        }
+        if stop.is_cancelled() {
+            return;
+        }
+        for _ in 0..tasks {
+            let handed = std::time::Instant::now();
+            let report = Arc::clone(report);
+            runtime.spawn(async move {
+                let waited = u64::try_from(handed.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let thread = std::thread::current();
+                lock(&report).record(thread.name().unwrap_or(UNNAMED), waited);
+            });
+        }
+        match next_deadline(origin, period, Instant::now()) {
             Some(next) => deadline = next,
             None => return,
         }
@@ -236,7 +248,8 @@ mod tests {
         );
     }
 
-    /// An idle runtime: the overshoot is the timer's 1 ms tick plus a wake-up, p50 < 2 ms.
+    /// An idle runtime runs a handed-over task within a wake-up: p50 well under 2 ms (the
+    /// timer-based probe this replaced could not go below its 1 ms tick).
     #[test]
     fn an_idle_runtime_lags_less_than_two_milliseconds() {
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -276,8 +289,8 @@ mod tests {
     }
 
     /// A task blocks the only worker for 50 ms. A grid point falls within the first 10 ms of
-    /// the block, and the probe due then cannot wake before the block ends: at least 40 ms late
-    /// (observed: 41–42 ms).
+    /// the block, and the task handed over then cannot run before the block ends: it waits at
+    /// least 40 ms.
     #[test]
     fn a_blocked_worker_shows_up_as_lag() {
         let rt = runtime(1, "lag-test-blocked");

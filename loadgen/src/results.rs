@@ -145,6 +145,12 @@ pub struct RunResult {
     pub traffic: Traffic,
     pub schedule: ScheduleStats,
     pub resources: Resources,
+    /// The generator's own error: send lag, event-loop lag, its busiest threads.
+    #[serde(default)]
+    pub generator_error: GeneratorError,
+    /// Poll and long-poll strategies: the server's share of each poll, and stale answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polls: Option<PollStats>,
     /// True when any warning says the generator, not the server, may have limited the numbers.
     pub saturated: bool,
     pub warnings: Vec<Warning>,
@@ -209,6 +215,23 @@ pub struct LatencyResult {
     pub histogram_corrected: EncodedHistogram,
     pub histogram_uncorrected: EncodedHistogram,
     pub histogram_fanout: EncodedHistogram,
+    /// Independent sends (measured probes) behind `corrected`: pairs of one probe share its
+    /// send and its fan-out, so the probe, not the pair, is the unit of uncertainty.
+    #[serde(default)]
+    pub probes: u64,
+    /// 95 % bootstrap confidence intervals of `corrected` p50 and p99, resampled over probes
+    /// (empty when fewer than 2 probes were measured).
+    #[serde(default)]
+    pub intervals: Vec<crate::bootstrap::Interval>,
+}
+
+impl LatencyResult {
+    /// The confidence interval of the corrected latency at `quantile`, if computed.
+    pub fn interval(&self, quantile: f64) -> Option<&crate::bootstrap::Interval> {
+        self.intervals
+            .iter()
+            .find(|i| (i.quantile - quantile).abs() < 1e-9)
+    }
 }
 
 /// Summary of one latency histogram, in microseconds.
@@ -223,14 +246,39 @@ pub struct LatencyStats {
     pub max_us: u64,
     pub mean_us: f64,
     pub stdev_us: f64,
+    /// Samples that are not measurements but lower bounds: (probe, receiver) pairs still
+    /// missing when the run closed, recorded at the close instant.
+    #[serde(default)]
+    pub censored: u64,
+    /// The smallest censored value: every percentile at or above it is a lower bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower_bound_from_us: Option<u64>,
 }
 
 impl LatencyStats {
+    /// True when a percentile of value `us` is only a lower bound (it falls among censored
+    /// samples). HdrHistogram reports a bucket's highest equivalent value, hence the slack.
+    pub fn is_lower_bound(&self, us: u64) -> bool {
+        self.lower_bound_from_us
+            .is_some_and(|from| us.saturating_add(us / 500) >= from)
+    }
+
+    /// Statistics of a histogram that holds `censored` lower-bound samples from `from_us` up.
+    pub fn with_censored(h: &Histogram<u64>, censored: u64, from_us: Option<u64>) -> Self {
+        LatencyStats {
+            censored,
+            lower_bound_from_us: from_us.filter(|_| censored > 0),
+            ..LatencyStats::from_histogram(h)
+        }
+    }
+
     pub fn from_histogram(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return LatencyStats::default();
         }
         LatencyStats {
+            censored: 0,
+            lower_bound_from_us: None,
             count: h.len(),
             min_us: h.min(),
             p50_us: h.value_at_quantile(0.50),
@@ -284,22 +332,53 @@ impl EncodedHistogram {
 }
 
 /// Did every receiver get every measured message exactly once, in order?
+///
+/// A probe is owed to the receivers that were members of the run (connected at least once and
+/// not given up) when its POST left. A failed or unanswered POST is a lost message: its owed
+/// pairs are in `expected` and `missing`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Delivery {
     /// Probes whose intended send time fell in the measured window and whose POST succeeded.
     pub probes_sent: u64,
-    /// Measured probes whose POST failed (not expected at receivers).
+    /// Measured probes whose POST failed: connect error, non-2xx, timeout, or it could not
+    /// leave because its sender had too many POSTs in flight.
     pub probes_failed: u64,
-    /// probes_sent × receivers connected when the probe was sent.
+    /// Measured probes whose POST was still unanswered when the run closed.
+    #[serde(default)]
+    pub probes_unanswered: u64,
+    /// Σ over measured probes (accepted, failed and unanswered) of the receivers owed each.
     pub expected: u64,
     /// First deliveries of expected (probe, receiver) pairs.
     pub delivered: u64,
-    /// expected − delivered, at the end of the drain.
+    /// expected − delivered, when the run closed.
     pub missing: u64,
-    /// A receiver saw the same probe again.
+    /// The part of `missing` owed by failed or unanswered POSTs.
+    #[serde(default)]
+    pub missing_from_failed_sends: u64,
+    /// A receiver saw the same measured probe again.
     pub duplicates: u64,
-    /// A receiver saw a probe after a later probe of the same sender.
+    /// A receiver saw a measured probe after a later probe of the same sender.
     pub out_of_order: u64,
+    /// First deliveries (included in `delivered`) that arrived only through the catch-up
+    /// request a receiver makes after reconnecting (`GET /messages?since=`).
+    #[serde(default)]
+    pub delivered_by_catchup: u64,
+    /// Deliveries of measured probes to receivers that joined after the probe was sent
+    /// (history served to a late joiner): not owed, not in `delivered`.
+    #[serde(default)]
+    pub extra_deliveries: u64,
+}
+
+impl Delivery {
+    /// Every owed pair arrived exactly once, in order, and every POST was accepted.
+    pub fn exactly_once(&self) -> bool {
+        self.missing == 0
+            && self.duplicates == 0
+            && self.out_of_order == 0
+            && self.probes_failed == 0
+            && self.probes_unanswered == 0
+            && self.probes_sent > 0
+    }
 }
 
 /// Requests and bytes on the wire, as counted at the generator's connections.
@@ -313,6 +392,10 @@ pub struct Traffic {
     /// Receivers' bytes only (up + down), the cost of the strategy itself.
     pub receiver_bytes: u64,
     pub connections_opened: u64,
+    /// First deliveries over the whole run (warm-up, window and drain): with `receiver_bytes`,
+    /// the all-in cost per message, handshakes and heartbeats included.
+    #[serde(default)]
+    pub deliveries: u64,
     /// Counts over the measured window only (these feed the per-second and per-message views).
     pub measured: TrafficWindow,
 }
@@ -349,6 +432,14 @@ pub struct TrafficWindow {
     pub deliveries: u64,
 }
 
+impl Traffic {
+    /// Receiver bytes of the whole run (connects, handshakes, heartbeats, warm-up and drain
+    /// included) per first delivery: what a message really costs, setup spread over the run.
+    pub fn all_in_bytes_per_delivery(&self) -> f64 {
+        ratio(self.receiver_bytes as f64, self.deliveries as f64)
+    }
+}
+
 impl TrafficWindow {
     pub fn requests_per_second(&self) -> f64 {
         ratio(self.receiver_requests as f64, self.seconds)
@@ -382,8 +473,12 @@ pub fn ratio(a: f64, b: f64) -> f64 {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScheduleStats {
     pub planned_sends: u64,
+    /// Measured sends the server accepted (2xx).
     pub achieved_sends: u64,
-    /// Sends that started more than 2 ms (`schedule::LATE_AFTER`) after their intended time.
+    /// Measured sends that failed, were left unanswered, or could not leave (lost messages).
+    #[serde(default)]
+    pub failed_sends: u64,
+    /// Measured sends that left more than 2 ms (`schedule::LATE_AFTER`) after their intended time.
     pub late_sends: u64,
     pub planned_polls: u64,
     pub achieved_polls: u64,
@@ -395,11 +490,13 @@ pub struct ScheduleStats {
 }
 
 impl ScheduleStats {
+    /// Share of planned sends that left (accepted or failed by the server, but not those that
+    /// could not leave): below 1 in a completed run means the generator fell behind.
     pub fn send_ratio(&self) -> f64 {
         if self.planned_sends == 0 {
             1.0
         } else {
-            self.achieved_sends as f64 / self.planned_sends as f64
+            (self.achieved_sends + self.failed_sends) as f64 / self.planned_sends as f64
         }
     }
     pub fn poll_ratio(&self) -> f64 {
@@ -409,6 +506,46 @@ impl ScheduleStats {
             self.achieved_polls as f64 / self.planned_polls as f64
         }
     }
+}
+
+/// The generator's own error, measured over the window, beside the latency it bounds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GeneratorError {
+    /// Actual − intended send instant of every measured probe, µs.
+    pub send_lag: LatencyStats,
+    /// Overshoot of a timer task on the runtime's worker threads (all of them together), µs:
+    /// how long a ready receiver may wait for a worker. tokio's timer wakes on a 1 ms grid,
+    /// so up to ~1 ms of it is the timer's granularity.
+    pub loop_lag: LatencyStats,
+    /// The loop-lag task's period, ms.
+    pub loop_lag_period_ms: f64,
+    /// Loop lag per worker thread (by the thread that ran the timer task).
+    pub loop_lag_threads: Vec<ThreadLag>,
+    /// The generator's threads over the window, busiest first (100 = one core).
+    pub threads: Vec<ThreadCpuUsage>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ThreadLag {
+    pub thread: String,
+    pub lag: LatencyStats,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ThreadCpuUsage {
+    pub thread: String,
+    pub cpu_percent: f64,
+}
+
+/// What the polls themselves show about the server (poll and long-poll strategies).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PollStats {
+    /// Request sent to answer read, µs, for polls sent in the window (`poll` only: a long
+    /// poll's answer time is its wait). The server's share of a poll's latency.
+    pub answer_time: LatencyStats,
+    /// Answers (and 304s) that left out a probe whose POST had been answered before the poll
+    /// was sent: zero for a correct server.
+    pub stale_answers: u64,
 }
 
 /// CPU and memory, of the generator and of the server, measured separately.
@@ -455,6 +592,38 @@ pub enum Warning {
         missing: u64,
         expected: u64,
     },
+    /// Measured sends that failed (non-2xx, timeout, connect error), stayed unanswered, or
+    /// could not leave: each is a lost message.
+    FailedSends {
+        failed: u64,
+        planned: u64,
+    },
+    /// Measured sends that left late (more than 2 ms after their intended instant).
+    LateSends {
+        late: u64,
+        planned: u64,
+    },
+    /// Poll ticks that started late (more than 2 ms after their scheduled instant).
+    LatePolls {
+        late: u64,
+        ticks: u64,
+    },
+    /// The generator's own delay (`send lag` or `loop lag`) has a p99 above a tenth of the
+    /// fastest latency it measures (`bound_us`, that p50).
+    GeneratorLag {
+        source: String,
+        p99_us: u64,
+        bound_us: u64,
+    },
+    /// One generator thread was busy most of the window: averages over all cores hide it.
+    ThreadSaturated {
+        thread: String,
+        cpu_percent: f64,
+    },
+    /// Poll answers that left out a message accepted before the poll was sent.
+    StaleAnswers {
+        count: u64,
+    },
     ServerUsageUnavailable,
     FellBackToFullList,
     /// Processes other than the generator and the server used this much CPU (100 = one core)
@@ -481,6 +650,10 @@ impl Warning {
                 | Warning::PollRateBelowPlan { .. }
                 | Warning::OtherCpuLoad { .. }
                 | Warning::MachineSaturated { .. }
+                | Warning::LateSends { .. }
+                | Warning::LatePolls { .. }
+                | Warning::GeneratorLag { .. }
+                | Warning::ThreadSaturated { .. }
         )
     }
 }
@@ -504,7 +677,7 @@ impl fmt::Display for Warning {
             ),
             Warning::TooFewSamples { count } => write!(
                 f,
-                "only {count} latency samples: tail percentiles are not meaningful; raise --duration or --rate"
+                "only {count} measured probes (independent sends) stand behind the percentiles: the tail is not meaningful; raise --duration or --rate"
             ),
             Warning::ClientsFailed { failed, planned } => write!(
                 f,
@@ -513,6 +686,39 @@ impl fmt::Display for Warning {
             Warning::MessagesLost { missing, expected } => write!(
                 f,
                 "{missing} of {expected} expected deliveries never arrived: see errors; raise --drain if stragglers were still on their way"
+            ),
+            Warning::FailedSends { failed, planned } => write!(
+                f,
+                "{failed} of {planned} measured sends failed or were never answered: each is a lost message, counted in missing; see errors"
+            ),
+            Warning::LateSends { late, planned } => write!(
+                f,
+                "{late} of {planned} measured sends left more than 2 ms late: the generator could not keep its schedule; lower --rate or the client count"
+            ),
+            Warning::LatePolls { late, ticks } => write!(
+                f,
+                "{late} of {ticks} poll ticks started more than 2 ms late: the generator could not keep the poll schedule; use fewer clients"
+            ),
+            Warning::GeneratorLag {
+                source,
+                p99_us,
+                bound_us,
+            } => write!(
+                f,
+                "the generator's {source} reached {:.2} ms at p99, over a tenth of the fastest p50 it measures ({:.2} ms): its own delay is a visible share of the latency; use fewer clients or a quieter machine",
+                *p99_us as f64 / 1000.0,
+                *bound_us as f64 / 1000.0
+            ),
+            Warning::ThreadSaturated {
+                thread,
+                cpu_percent,
+            } => write!(
+                f,
+                "generator thread {thread} was {cpu_percent:.0}% busy: it was a bottleneck even if the average CPU looks low; use fewer clients"
+            ),
+            Warning::StaleAnswers { count } => write!(
+                f,
+                "{count} poll answers left out a message the server had already accepted when the poll was sent: the server serves stale data"
             ),
             Warning::ServerUsageUnavailable => write!(
                 f,

@@ -4,17 +4,22 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use crate::bootstrap::Bootstrap;
 use crate::context::RunContext;
 use crate::control::ServerMetrics;
 use crate::counters::CounterSnapshot;
 use crate::driver::ServerReading;
+use crate::loop_lag::LoopLagReport;
+use crate::recorder::Histograms;
 use crate::resources::{self, ProcSample};
 use crate::results::{
-    ClientCounts, Delivery, EncodedHistogram, LatencyResult, LatencyStats, Outcome, ProcessUsage,
-    Requests, Resources, RunResult, ScheduleStats, Timings, Traffic, TrafficWindow, Warning,
+    ClientCounts, Delivery, EncodedHistogram, GeneratorError, LatencyResult, LatencyStats, Outcome,
+    PollStats, ProcessUsage, Requests, Resources, RunResult, ScheduleStats, ThreadCpuUsage,
+    ThreadLag, Timings, Traffic, TrafficWindow, Warning,
 };
 use crate::scenario::StrategySpec;
 use crate::strategy::Strategy;
+use crate::thread_cpu::ThreadUsage;
 
 /// Generator CPU above this share of all cores flags the run as saturated.
 const SATURATED_CPU_SHARE: f64 = 0.8;
@@ -22,8 +27,20 @@ const SATURATED_CPU_SHARE: f64 = 0.8;
 const RATE_FLOOR: f64 = 0.99;
 /// Other processes using more than this much CPU (100 = one core) disturb the measurement.
 const OTHER_CPU_WARN_PERCENT: f64 = 20.0;
-/// Fewer corrected latency samples than this make tail percentiles meaningless.
+/// Fewer measured probes than this make tail percentiles meaningless (pairs of one probe are
+/// not independent: they share its send and its fan-out).
 const FEW_SAMPLES: u64 = 100;
+/// One generator thread busier than this (100 = one core) was a bottleneck.
+const THREAD_SATURATED_PERCENT: f64 = 90.0;
+/// The generator's own lag may be at most this share of the fastest p50 it measures.
+const LAG_SHARE: f64 = 0.1;
+/// More late sends or late poll ticks than this share flags the run.
+const LATE_SHARE: f64 = 0.01;
+/// Confidence level and resamples of the percentile intervals.
+const CI_LEVEL: f64 = 0.95;
+const CI_RESAMPLES: u32 = 1_000;
+/// Threads listed per run, busiest first.
+const THREADS_LISTED: usize = 8;
 
 /// Everything the driver measured, before it becomes a [`RunResult`].
 pub struct RunFacts {
@@ -40,6 +57,12 @@ pub struct RunFacts {
     pub other_cpu_percent: Option<f64>,
     pub outcome: Outcome,
     pub target: String,
+    /// Runtime wait of handed-over tasks over the window.
+    pub loop_lag: Option<LoopLagReport>,
+    /// The generator's threads over the window, busiest first.
+    pub threads: Vec<ThreadUsage>,
+    /// Seeds the bootstrap's resampling.
+    pub seed: u64,
 }
 
 /// The server's usage, and where it was read.
@@ -111,9 +134,16 @@ pub fn assemble(
     mut facts: RunFacts,
 ) -> RunResult {
     let delivery = ctx.recorder.delivery(&ctx.counters);
-    let latency = latency(ctx);
+    let h = ctx.recorder.histograms();
+    let latency = latency(&h, facts.seed);
     let traffic = traffic(ctx, &facts);
     let schedule = schedule(ctx, &facts, &delivery);
+    let generator_error = generator_error(&h, &facts);
+    let polls =
+        matches!(strategy, Strategy::Poll(_) | Strategy::Longpoll { .. }).then(|| PollStats {
+            answer_time: LatencyStats::from_histogram(&h.poll_answer),
+            stale_answers: ctx.recorder.stale_answers(),
+        });
     let (server, server_source) =
         std::mem::replace(&mut facts.server, ServerSide::Unavailable).into_parts();
     let resources = Resources {
@@ -121,9 +151,19 @@ pub fn assemble(
         server,
         server_source: server_source.to_string(),
     };
-    let warnings = warnings(
+    let mut warnings = warnings(
         ctx, &facts, &delivery, &latency, &schedule, &resources, strategy,
     );
+    warnings.extend(generator_warnings(
+        &generator_error,
+        &schedule,
+        latency.corrected.p50_us,
+    ));
+    if let Some(p) = polls.as_ref().filter(|p| p.stale_answers > 0) {
+        warnings.push(Warning::StaleAnswers {
+            count: p.stale_answers,
+        });
+    }
     RunResult {
         label: spec.label(),
         strategy: spec.clone(),
@@ -136,23 +176,112 @@ pub fn assemble(
         traffic,
         schedule,
         resources,
+        generator_error,
+        polls,
         saturated: warnings.iter().any(Warning::is_saturation),
         warnings,
     }
 }
 
-fn latency(ctx: &RunContext) -> LatencyResult {
-    let h = ctx.recorder.histograms();
+fn latency(h: &Histograms, seed: u64) -> LatencyResult {
     // Serializing into memory cannot fail: the only errors are I/O errors of the writer.
     let encode = |h| EncodedHistogram::encode(h).expect("histograms serialize into memory");
+    let spec = Bootstrap {
+        level: CI_LEVEL,
+        resamples: CI_RESAMPLES,
+        seed,
+    };
+    // Fewer than two probes have no interval: the run says so with `too_few_samples`.
+    let intervals = h
+        .by_probe
+        .intervals(&[0.5, 0.99], &spec)
+        .unwrap_or_default();
     LatencyResult {
-        corrected: LatencyStats::from_histogram(&h.corrected),
-        uncorrected: LatencyStats::from_histogram(&h.uncorrected),
-        fanout: LatencyStats::from_histogram(&h.fanout),
+        corrected: LatencyStats::with_censored(&h.corrected, h.censored, h.censored_from_us),
+        uncorrected: LatencyStats::with_censored(&h.uncorrected, h.censored, None),
+        fanout: LatencyStats::with_censored(&h.fanout, 0, h.fanout_censored_from_us),
         histogram_corrected: encode(&h.corrected),
         histogram_uncorrected: encode(&h.uncorrected),
         histogram_fanout: encode(&h.fanout),
+        probes: h.by_probe.probes() as u64,
+        intervals,
     }
+}
+
+fn generator_error(h: &Histograms, facts: &RunFacts) -> GeneratorError {
+    let (loop_lag, loop_lag_period_ms, loop_lag_threads) = match &facts.loop_lag {
+        Some(r) => (
+            LatencyStats::from_histogram(&r.all),
+            r.period.as_secs_f64() * 1000.0,
+            r.per_thread
+                .iter()
+                .map(|(thread, h)| ThreadLag {
+                    thread: thread.clone(),
+                    lag: LatencyStats::from_histogram(h),
+                })
+                .collect(),
+        ),
+        None => (LatencyStats::default(), 0.0, Vec::new()),
+    };
+    GeneratorError {
+        send_lag: LatencyStats::from_histogram(&h.send_lag),
+        loop_lag,
+        loop_lag_period_ms,
+        loop_lag_threads,
+        threads: facts
+            .threads
+            .iter()
+            .take(THREADS_LISTED)
+            .map(|t| ThreadCpuUsage {
+                thread: t.name.clone(),
+                cpu_percent: t.cpu_percent,
+            })
+            .collect(),
+    }
+}
+
+/// Warnings about the generator's own error, against `fastest_p50_us`: the fastest median
+/// latency it measured (this run's, or in a sweep the fastest run's).
+pub fn generator_warnings(
+    g: &GeneratorError,
+    schedule: &ScheduleStats,
+    fastest_p50_us: u64,
+) -> Vec<Warning> {
+    let mut w = Vec::new();
+    if let Some(t) = g
+        .threads
+        .iter()
+        .find(|t| t.cpu_percent > THREAD_SATURATED_PERCENT)
+    {
+        w.push(Warning::ThreadSaturated {
+            thread: t.thread.clone(),
+            cpu_percent: t.cpu_percent,
+        });
+    }
+    let bound_us = (fastest_p50_us as f64 * LAG_SHARE) as u64;
+    for (source, stats) in [("send lag", &g.send_lag), ("loop lag", &g.loop_lag)] {
+        if fastest_p50_us > 0 && stats.count > 0 && stats.p99_us > bound_us {
+            w.push(Warning::GeneratorLag {
+                source: source.to_string(),
+                p99_us: stats.p99_us,
+                bound_us: fastest_p50_us,
+            });
+        }
+    }
+    if schedule.late_sends as f64 > LATE_SHARE * schedule.planned_sends as f64 {
+        w.push(Warning::LateSends {
+            late: schedule.late_sends,
+            planned: schedule.planned_sends,
+        });
+    }
+    let ticks = schedule.achieved_polls;
+    if ticks > 0 && schedule.late_polls as f64 > LATE_SHARE * ticks as f64 {
+        w.push(Warning::LatePolls {
+            late: schedule.late_polls,
+            ticks,
+        });
+    }
+    w
 }
 
 fn traffic(ctx: &RunContext, facts: &RunFacts) -> Traffic {
@@ -176,6 +305,7 @@ fn traffic(ctx: &RunContext, facts: &RunFacts) -> Traffic {
         receiver_bytes: rx_up + rx_down,
         connections_opened: c.receiver_wire.connections.load(Relaxed)
             + c.sender_wire.connections.load(Relaxed),
+        deliveries: c.deliveries.load(Relaxed),
         measured: TrafficWindow {
             seconds: facts.window_seconds,
             receiver_requests: w.receiver_requests,
@@ -191,10 +321,11 @@ fn schedule(ctx: &RunContext, facts: &RunFacts, delivery: &Delivery) -> Schedule
     let c = &ctx.counters;
     ScheduleStats {
         planned_sends: facts.planned_sends,
-        // Measured probes whose POST was made (whenever it started): exact, unlike a counter
-        // snapshot racing the send due at the window's first instant.
-        achieved_sends: delivery.probes_sent + delivery.probes_failed,
-        late_sends: c.late_sends.load(Relaxed),
+        // From the probe table: exact, unlike a counter snapshot racing the send due at the
+        // window's first instant.
+        achieved_sends: delivery.probes_sent,
+        failed_sends: delivery.probes_failed + delivery.probes_unanswered,
+        late_sends: ctx.recorder.late_sends(),
         planned_polls: facts.planned_polls,
         achieved_polls: if facts.planned_polls > 0 {
             facts.window.poll_ticks
@@ -253,9 +384,15 @@ fn warnings(
             achieved_ratio: schedule.poll_ratio(),
         });
     }
-    if latency.corrected.count < FEW_SAMPLES {
+    if latency.probes < FEW_SAMPLES {
         w.push(Warning::TooFewSamples {
-            count: latency.corrected.count,
+            count: latency.probes,
+        });
+    }
+    if schedule.failed_sends > 0 {
+        w.push(Warning::FailedSends {
+            failed: schedule.failed_sends,
+            planned: schedule.planned_sends,
         });
     }
     if facts.clients.failed > 0 {

@@ -68,7 +68,11 @@ async fn small_compare_writes_a_complete_folder_and_report_merges_two() {
         assert!(a.join(f).is_file(), "{f} missing");
     }
     let md = std::fs::read_to_string(a.join("summary.md")).expect("summary.md");
-    assert!(md.contains("Model check: poll@500ms"), "{md}");
+    assert!(
+        md.contains("Model check (T/2 + measured server share ")
+            && md.contains("): poll@500ms p50"),
+        "{md}"
+    );
 
     // `report A` re-renders in place from results.json alone.
     std::fs::remove_file(a.join("report.html")).expect("remove");

@@ -168,7 +168,7 @@ fn markdown_and_csv_have_a_row_per_run_and_matching_columns() {
         "warning in bold"
     );
     assert!(md.contains("Polling at 1s is "), "{md}");
-    assert!(md.contains("Model check: poll@1s p50"), "{md}");
+    assert!(md.contains("Model check (T/2): poll@1s p50"), "{md}");
     // Fixture: 300 B up and 350 B down per request plus 150 B per delivered message.
     assert!(
         md.contains(

@@ -11,16 +11,23 @@ pub enum Group {
     Latency,
     Overhead,
     Loss,
+    Generator,
 }
 
 impl Group {
-    pub const ALL: [Group; 3] = [Group::Latency, Group::Overhead, Group::Loss];
+    pub const ALL: [Group; 4] = [
+        Group::Latency,
+        Group::Overhead,
+        Group::Loss,
+        Group::Generator,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
             Group::Latency => "Delivery latency (coordinated-omission corrected)",
             Group::Overhead => "Overhead",
             Group::Loss => "Loss",
+            Group::Generator => "The generator's own error (it bounds every latency above)",
         }
     }
 }
@@ -103,13 +110,31 @@ fn opt(x: Option<f64>) -> Value {
 fn us(x: u64) -> Value {
     Value::Num(x as f64 / 1000.0)
 }
-/// Latency numbers only mean something when something was delivered.
+/// Latency numbers only mean something when something was delivered; a percentile that falls
+/// among censored (never delivered) pairs is a lower bound and says so with `≥`.
 fn lat(r: &RunView<'_>, x: u64) -> Value {
-    if r.has_deliveries() {
-        us(x)
-    } else {
+    if !r.has_deliveries() {
         Value::None
+    } else if r.run.latency.corrected.is_lower_bound(x) {
+        Value::Text(format!("≥{}", units::ms(x as f64 / 1000.0)))
+    } else {
+        us(x)
     }
+}
+
+/// `low–high` ms of a 95 % interval.
+fn interval(r: &RunView<'_>, quantile: f64) -> Value {
+    match r.interval_ms(quantile) {
+        Some((lo, hi)) if r.has_deliveries() => {
+            Value::Text(format!("{}–{}", units::ms(lo), units::ms(hi)))
+        }
+        _ => Value::None,
+    }
+}
+
+/// A generator lag statistic, when it was measured.
+fn lag(stats: &crate::results::LatencyStats, x: u64) -> Value {
+    if stats.count > 0 { us(x) } else { Value::None }
 }
 
 /// The first column of every table and CSV row.
@@ -174,6 +199,34 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         group: Group::Latency,
+        title: "p50 95% CI",
+        key: "p50_ci_ms",
+        format: Format::Text,
+        value: |_, r| interval(r, 0.5),
+    },
+    Column {
+        group: Group::Latency,
+        title: "p99 95% CI",
+        key: "p99_ci_ms",
+        format: Format::Text,
+        value: |_, r| interval(r, 0.99),
+    },
+    Column {
+        group: Group::Latency,
+        title: "probes",
+        key: "probes",
+        format: Format::Count,
+        value: |_, r| num(r.run.latency.probes as f64),
+    },
+    Column {
+        group: Group::Latency,
+        title: "server share p50",
+        key: "server_share_p50_ms",
+        format: Format::Ms,
+        value: |_, r| opt(r.server_share_ms()),
+    },
+    Column {
+        group: Group::Latency,
         title: "model p50",
         key: "model_p50_ms",
         format: Format::Ms,
@@ -225,6 +278,13 @@ pub const COLUMNS: &[Column] = &[
         key: "bytes_per_delivered_msg",
         format: Format::Bytes,
         value: |_, r| num(r.bytes_per_delivery()),
+    },
+    Column {
+        group: Group::Overhead,
+        title: "bytes/msg all-in",
+        key: "bytes_per_delivered_msg_all_in",
+        format: Format::Bytes,
+        value: |_, r| num(r.run.traffic.all_in_bytes_per_delivery()),
     },
     Column {
         group: Group::Overhead,
@@ -302,10 +362,110 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         group: Group::Loss,
+        title: "failed sends",
+        key: "failed_sends",
+        format: Format::Count,
+        value: |_, r| num(r.run.schedule.failed_sends as f64),
+    },
+    Column {
+        group: Group::Loss,
+        title: "by catch-up",
+        key: "delivered_by_catchup",
+        format: Format::Count,
+        value: |_, r| num(r.run.delivery.delivered_by_catchup as f64),
+    },
+    Column {
+        group: Group::Loss,
+        title: "stale answers",
+        key: "stale_answers",
+        format: Format::Count,
+        value: |_, r| {
+            r.run
+                .polls
+                .as_ref()
+                .map_or(Value::None, |p| num(p.stale_answers as f64))
+        },
+    },
+    Column {
+        group: Group::Loss,
         title: "errors",
         key: "errors",
         format: Format::Count,
         value: |_, r| num(r.errors() as f64),
+    },
+    Column {
+        group: Group::Generator,
+        title: "send lag p50",
+        key: "send_lag_p50_ms",
+        format: Format::Ms,
+        value: |_, r| {
+            let s = &r.run.generator_error.send_lag;
+            lag(s, s.p50_us)
+        },
+    },
+    Column {
+        group: Group::Generator,
+        title: "send lag p99",
+        key: "send_lag_p99_ms",
+        format: Format::Ms,
+        value: |_, r| {
+            let s = &r.run.generator_error.send_lag;
+            lag(s, s.p99_us)
+        },
+    },
+    Column {
+        group: Group::Generator,
+        title: "loop lag p50",
+        key: "loop_lag_p50_ms",
+        format: Format::Ms,
+        value: |_, r| {
+            let s = &r.run.generator_error.loop_lag;
+            lag(s, s.p50_us)
+        },
+    },
+    Column {
+        group: Group::Generator,
+        title: "loop lag p99",
+        key: "loop_lag_p99_ms",
+        format: Format::Ms,
+        value: |_, r| {
+            let s = &r.run.generator_error.loop_lag;
+            lag(s, s.p99_us)
+        },
+    },
+    Column {
+        group: Group::Generator,
+        title: "busiest thread (% of one core)",
+        key: "busiest_thread_cpu_percent",
+        format: Format::Number,
+        value: |_, r| {
+            r.run
+                .generator_error
+                .threads
+                .first()
+                .map_or(Value::None, |t| num(t.cpu_percent))
+        },
+    },
+    Column {
+        group: Group::Generator,
+        title: "generator CPU (% of one core)",
+        key: "generator_cpu_percent",
+        format: Format::Number,
+        value: |_, r| num(r.run.resources.generator.cpu_percent),
+    },
+    Column {
+        group: Group::Generator,
+        title: "late sends",
+        key: "late_sends",
+        format: Format::Count,
+        value: |_, r| num(r.run.schedule.late_sends as f64),
+    },
+    Column {
+        group: Group::Generator,
+        title: "late polls",
+        key: "late_polls",
+        format: Format::Count,
+        value: |_, r| num(r.run.schedule.late_polls as f64),
     },
 ];
 

@@ -162,12 +162,32 @@ impl<'a> RunView<'a> {
     /// Model p50 for polling, uniform phases: T/2 (the one-way delay is left out: it is
     /// what the push rows measure).
     pub fn model_p50_ms(&self) -> Option<f64> {
-        self.interval_s().map(|t| t * 1000.0 * 0.5)
+        self.interval_s()
+            .map(|t| t * 1000.0 * 0.5 + self.server_share_ms().unwrap_or(0.0))
     }
 
-    /// Model p99 for polling: 0.99·T.
+    /// Model p99 for polling: 0.99·T plus the measured server share.
     pub fn model_p99_ms(&self) -> Option<f64> {
-        self.interval_s().map(|t| t * 1000.0 * 0.99)
+        self.interval_s()
+            .map(|t| t * 1000.0 * 0.99 + self.server_share_ms().unwrap_or(0.0))
+    }
+
+    /// The server's share of a poll: the measured request-to-answer time, p50 (poll only).
+    /// It is the `d` of the model (latency ≈ d + Uniform(0, T)), measured, not assumed.
+    pub fn server_share_ms(&self) -> Option<f64> {
+        self.run
+            .polls
+            .as_ref()
+            .filter(|p| p.answer_time.count > 0)
+            .map(|p| p.answer_time.p50_us as f64 / 1000.0)
+    }
+
+    /// The 95 % interval of the corrected latency at `quantile`, ms.
+    pub fn interval_ms(&self, quantile: f64) -> Option<(f64, f64)> {
+        self.run
+            .latency
+            .interval(quantile)
+            .map(|i| (i.low_us as f64 / 1000.0, i.high_us as f64 / 1000.0))
     }
 
     /// Model empty-poll ratio: every receiver gets every message, λ = the scenario rate, and a
@@ -234,6 +254,12 @@ impl<'a> RunView<'a> {
         }
         if self.run.delivery.missing > 0 {
             flags.push("lost messages".to_string());
+        }
+        if self.run.schedule.failed_sends > 0 {
+            flags.push("failed sends".to_string());
+        }
+        if self.run.polls.as_ref().is_some_and(|p| p.stale_answers > 0) {
+            flags.push("stale answers".to_string());
         }
         flags
     }

@@ -31,12 +31,18 @@ pub async fn run(wait: Duration, start_id: u64, mut rx: Receiver) {
     loop {
         let path = format!("/messages?since={}&wait={wait_text}", cursor.last_id);
         rx.request();
+        let requested = Instant::now();
         let answer = tokio::select! {
             a = conn.get_ok(&path, wait + WAIT_SLACK) => a,
             _ = rx.stopped().cancelled() => return,
         };
         let ok = match answer {
-            Ok(body) => apply(&mut cursor, &body, &mut rx),
+            Ok(body) => {
+                let ok = apply(&mut cursor, &body, &mut rx);
+                // A long poll sent after a probe was accepted must answer with it at once.
+                rx.check_stale(requested);
+                ok
+            }
             Err(e) => {
                 rx.error(e.kind());
                 false

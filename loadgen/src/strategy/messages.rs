@@ -7,6 +7,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::context::Receiver;
+use crate::recorder::Via;
 
 /// One stored message; only `message` is required (the tutorial's server stores just
 /// `{name, message}`).
@@ -48,12 +49,23 @@ impl ListCursor {
         rx: &mut Receiver,
         now: Instant,
     ) -> Result<ListDiff, NotAMessageList> {
+        self.apply_via(body, rx, now, Via::Live)
+    }
+
+    /// [`ListCursor::apply`], saying how the list reached the receiver.
+    pub fn apply_via(
+        &mut self,
+        body: &[u8],
+        rx: &mut Receiver,
+        now: Instant,
+        via: Via,
+    ) -> Result<ListDiff, NotAMessageList> {
         let items: Vec<Item<'_>> = serde_json::from_slice(body)?;
         let without_ids = items.iter().any(|i| i.id.is_none());
         let mut new_items = 0;
         if without_ids {
             for item in items.iter().skip(self.seen_len) {
-                rx.deliver_text(&item.message, now);
+                rx.deliver_text_via(&item.message, now, via);
                 new_items += 1;
             }
             self.seen_len = self.seen_len.max(items.len());
@@ -62,7 +74,8 @@ impl ListCursor {
                 let id = item.id.unwrap_or_default();
                 if id > self.last_id {
                     self.last_id = id;
-                    rx.deliver_text(&item.message, now);
+                    rx.saw_id(id);
+                    rx.deliver_text_via(&item.message, now, via);
                     new_items += 1;
                 }
             }
@@ -83,6 +96,9 @@ pub fn deliver_item(
 ) -> Result<Option<u64>, NotAMessageList> {
     let item: Item<'_> = serde_json::from_str(json)?;
     rx.deliver_text(&item.message, now);
+    if let Some(id) = item.id {
+        rx.saw_id(id);
+    }
     Ok(item.id)
 }
 

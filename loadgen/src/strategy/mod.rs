@@ -56,10 +56,19 @@ pub enum UnsupportedStrategy {
 #[derive(Debug, Clone)]
 pub enum Strategy {
     Poll(PollConfig),
-    Longpoll { wait: Duration, start_id: u64 },
+    Longpoll {
+        wait: Duration,
+        start_id: u64,
+    },
     Sse,
-    Socketio,
-    SocketioPolling,
+    /// `catchup_from`: the start id for catch-up requests after a reconnect (`None`: the
+    /// target has no cursors).
+    Socketio {
+        catchup_from: Option<u64>,
+    },
+    SocketioPolling {
+        catchup_from: Option<u64>,
+    },
 }
 
 impl Strategy {
@@ -89,8 +98,12 @@ impl Strategy {
             },
             StrategyKind::Sse if !caps.sse => return Err(UnsupportedStrategy::Sse),
             StrategyKind::Sse => Strategy::Sse,
-            StrategyKind::Socketio => Strategy::Socketio,
-            StrategyKind::SocketioPolling => Strategy::SocketioPolling,
+            StrategyKind::Socketio => Strategy::Socketio {
+                catchup_from: caps.cursor.then_some(caps.last_id),
+            },
+            StrategyKind::SocketioPolling => Strategy::SocketioPolling {
+                catchup_from: caps.cursor.then_some(caps.last_id),
+            },
         })
     }
 
@@ -100,8 +113,10 @@ impl Strategy {
             Strategy::Poll(config) => poll::run(config, rx).await,
             Strategy::Longpoll { wait, start_id } => longpoll::run(*wait, *start_id, rx).await,
             Strategy::Sse => sse::run(rx).await,
-            Strategy::Socketio => socketio::run(rx).await,
-            Strategy::SocketioPolling => socketio_polling::run(rx).await,
+            Strategy::Socketio { catchup_from } => socketio::run(rx, *catchup_from).await,
+            Strategy::SocketioPolling { catchup_from } => {
+                socketio_polling::run(rx, *catchup_from).await
+            }
         }
     }
 }

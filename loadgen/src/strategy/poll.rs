@@ -105,12 +105,23 @@ impl Poller {
 
     pub(crate) async fn poll_once(&mut self, rx: &mut Receiver) {
         rx.request();
-        match self.fetch().await {
+        let requested = Instant::now();
+        let answer = self.fetch().await;
+        if answer.is_ok() {
+            // The server's share of the poll: request to answer read (connect included when
+            // the keep-alive connection had to be reopened).
+            rx.ctx.recorder.poll_answered(requested, Instant::now());
+        }
+        match answer {
             Ok(None) => {
                 rx.ctx.counters.not_modified.fetch_add(1, Relaxed);
                 rx.empty_poll();
+                rx.check_stale(requested);
             }
-            Ok(Some(body)) => self.apply(&body, rx),
+            Ok(Some(body)) => {
+                self.apply(&body, rx);
+                rx.check_stale(requested);
+            }
             Err(e) => rx.error(e.kind()),
         }
     }

@@ -2,12 +2,15 @@
 
 use tokio::time::Instant;
 
-use super::messages::deliver_item;
+use super::REQUEST_TIMEOUT;
+use super::messages::{ListCursor, deliver_item};
 use crate::codec::engineio::{
     EioPacket, SioPacket, decode_sio, encode_sio_connect, split_event_borrowed,
 };
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
+use crate::net::HttpConn;
+use crate::recorder::Via;
 
 /// The chat's Socket.IO event name.
 const MESSAGE_EVENT: &str = "message";
@@ -86,4 +89,39 @@ pub async fn after_session(rx: &mut Receiver, end: End) -> bool {
         End::Lost(kind) => rx.error(kind),
     }
     super::pause(super::RECONNECT_BACKOFF, rx.stopped()).await
+}
+
+/// After a reconnect, fetches what the break may have missed with `GET /messages?since=` (the
+/// highest id the receiver saw, else `start_id`), as the chat page does. `start_id` is `None`
+/// when the target has no cursors: nothing can be caught up, the loss stays visible.
+pub async fn catch_up_if_needed(rx: &mut Receiver, start_id: Option<u64>) {
+    if !rx.take_pending_catchup() {
+        return;
+    }
+    let Some(start_id) = start_id else {
+        return;
+    };
+    let since = rx.last_id().unwrap_or(start_id).max(start_id);
+    let mut conn = HttpConn::new(rx.ctx.target.clone(), rx.ctx.counters.receiver_wire.clone());
+    rx.request();
+    let path = format!("/messages?since={since}");
+    let answer = tokio::select! {
+        a = conn.get_ok(&path, REQUEST_TIMEOUT) => a,
+        _ = rx.stopped().cancelled() => return,
+    };
+    match answer {
+        Ok(body) => {
+            let mut cursor = ListCursor {
+                last_id: since,
+                seen_len: 0,
+            };
+            if cursor
+                .apply_via(&body, rx, Instant::now(), Via::Catchup)
+                .is_err()
+            {
+                rx.error(ErrorKind::Protocol);
+            }
+        }
+        Err(e) => rx.error(e.kind()),
+    }
 }

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::REQUEST_TIMEOUT;
-use super::sio::{End, Step, after_session, on_packet};
+use super::sio::{End, Step, after_session, catch_up_if_needed, on_packet};
 use crate::codec::engineio::decode_packet;
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
@@ -27,16 +27,16 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(1 << 20))
 }
 
-pub async fn run(mut rx: Receiver) {
+pub async fn run(mut rx: Receiver, catchup_from: Option<u64>) {
     loop {
-        let end = session(&mut rx).await;
+        let end = session(&mut rx, catchup_from).await;
         if !after_session(&mut rx, end).await {
             return;
         }
     }
 }
 
-async fn session(rx: &mut Receiver) -> End {
+async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
     let mut ws = match open(rx).await {
         Ok(ws) => ws,
         Err(kind) => return End::Lost(kind),
@@ -71,7 +71,10 @@ async fn session(rx: &mut Receiver) -> End {
                     return End::Lost(ErrorKind::Io);
                 }
             }
-            Step::Connected => rx.connected(),
+            Step::Connected => {
+                rx.connected();
+                catch_up_if_needed(rx, catchup_from).await;
+            }
             Step::Closed => return End::Lost(ErrorKind::Closed),
             Step::Refused => return End::Lost(ErrorKind::Protocol),
             Step::Nothing | Step::Delivered => {}

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use tokio::time::Instant;
 
 use super::REQUEST_TIMEOUT;
-use super::sio::{End, Step, after_session, on_packet};
+use super::sio::{End, Step, after_session, catch_up_if_needed, on_packet};
 use crate::codec::engineio::{EioPacket, decode_payload, parse_open};
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
@@ -20,10 +20,10 @@ const PATH: &str = "/socket.io/?EIO=4&transport=polling";
 /// Separator of packets in one polling body.
 const RECORD_SEPARATOR: char = '\u{1e}';
 
-pub async fn run(mut rx: Receiver) {
+pub async fn run(mut rx: Receiver, catchup_from: Option<u64>) {
     let mut conn = HttpConn::new(rx.ctx.target.clone(), rx.ctx.counters.receiver_wire.clone());
     loop {
-        let end = session(&mut rx, &mut conn).await;
+        let end = session(&mut rx, &mut conn, catchup_from).await;
         if !after_session(&mut rx, end).await {
             return;
         }
@@ -37,13 +37,15 @@ struct Session {
     get_timeout: Duration,
 }
 
-async fn session(rx: &mut Receiver, conn: &mut HttpConn) -> End {
+async fn session(rx: &mut Receiver, conn: &mut HttpConn, catchup_from: Option<u64>) -> End {
     let (session, replies) = match handshake(rx, conn).await {
         Ok(ok) => ok,
         Err(kind) => return End::Lost(kind),
     };
     let mut replies = replies;
     let stop = rx.ctx.stop_receivers.clone();
+    // A reconnect's namespace connect may come with the handshake: catch up before waiting.
+    catch_up_if_needed(rx, catchup_from).await;
     loop {
         if !replies.is_empty()
             && let Err(kind) = post(rx, conn, &session.path, std::mem::take(&mut replies)).await
@@ -63,6 +65,7 @@ async fn session(rx: &mut Receiver, conn: &mut HttpConn) -> End {
             Ok(_) => {}
             Err(kind) => return End::Lost(kind),
         }
+        catch_up_if_needed(rx, catchup_from).await;
     }
 }
 

@@ -112,6 +112,8 @@ pub fn run(spec: StrategySpec, seed: u64) -> RunResult {
             histogram_corrected: enc.clone(),
             histogram_uncorrected: enc.clone(),
             histogram_fanout: enc,
+            probes: (RATE * SECONDS) as u64,
+            intervals: Vec::new(),
         },
         delivery: Delivery {
             probes_sent: (RATE * SECONDS) as u64,
@@ -130,6 +132,7 @@ pub fn run(spec: StrategySpec, seed: u64) -> RunResult {
             bytes_down,
             receiver_bytes: requests * 300 + bytes_down,
             connections_opened: CLIENTS as u64,
+            deliveries,
             measured: TrafficWindow {
                 seconds: SECONDS,
                 receiver_requests: requests,
@@ -149,6 +152,8 @@ pub fn run(spec: StrategySpec, seed: u64) -> RunResult {
             }),
             server_source: "proc".into(),
         },
+        generator_error: Default::default(),
+        polls: None,
         saturated,
         warnings,
         strategy: spec,

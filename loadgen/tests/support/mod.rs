@@ -87,6 +87,12 @@ pub fn assert_lossless(r: &RunResult) {
     assert_eq!(d.delivered, d.expected, "{}", r.label);
     assert_eq!(d.duplicates, 0, "{}", r.label);
     assert_eq!(d.out_of_order, 0, "{}", r.label);
+    assert_eq!(d.probes_unanswered, 0, "{}", r.label);
+    assert!(d.exactly_once(), "{}: {d:?}", r.label);
+    assert_eq!(r.schedule.achieved_sends, d.probes_sent, "{}", r.label);
+    assert_eq!(r.schedule.failed_sends, 0, "{}", r.label);
+    assert_eq!(r.latency.corrected.censored, 0, "{}", r.label);
+    assert_eq!(r.latency.probes, d.probes_sent, "{}", r.label);
     assert_eq!(r.latency.corrected.count, d.delivered, "{}", r.label);
     assert_eq!(r.latency.uncorrected.count, d.delivered, "{}", r.label);
     assert_eq!(r.latency.fanout.count, d.probes_sent, "{}", r.label);
