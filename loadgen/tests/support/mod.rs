@@ -1,6 +1,9 @@
 //! Shared by the end-to-end tests: a small scenario, an in-process chat server, runs of
-//! `run_strategy`, and the reference Node.js tutorial server.
+//! `run_strategy`, the reference Node.js tutorial server and a fault-injecting chat
+//! server ([`faulty`]).
 #![allow(dead_code)] // each test file uses its own subset
+
+pub mod faulty;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
