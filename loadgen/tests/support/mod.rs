@@ -1,6 +1,10 @@
 //! Shared by the end-to-end tests: a small scenario, an in-process chat server, runs of
-//! `run_strategy`, and the reference Node.js tutorial server.
+//! `run_strategy`, the reference Node.js tutorial server, a fault-injecting chat server
+//! ([`faulty`]) and a byte-counting TCP proxy ([`proxy`]).
 #![allow(dead_code)] // each test file uses its own subset
+
+pub mod faulty;
+pub mod proxy;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
