@@ -241,6 +241,12 @@ async fn post_probe(
             ctx.counters.error(e.kind());
             ctx.recorder
                 .end_send(sender, seq, PostStatus::Failed, Instant::now());
+            // A refusal (non-2xx) was read in full: the connection is still good.
+            if matches!(e, HttpError::Status(_))
+                && let Ok(mut idle) = state.idle.lock()
+            {
+                idle.push(conn);
+            }
         }
         None => {}
     }

@@ -418,13 +418,11 @@ impl Recorder {
         }
     }
 
-    /// After a poll answer has been applied: was it stale, i.e. did it leave out a probe owed
-    /// to this receiver whose POST had been answered before the poll was sent? Counts it once.
+    /// After a poll answer has been applied: was it stale, i.e. did it leave out a measured
+    /// probe owed to this receiver whose POST had been answered before the poll was sent?
+    /// Counts it once, whenever the poll was made (the drain's polls too).
     pub fn check_stale(&self, log: &mut ReceiverLog, requested: Instant) -> bool {
         let requested_ns = self.ns_since_epoch(requested);
-        if !self.is_measured(requested_ns) {
-            return false;
-        }
         let mut stale = false;
         for (sender, cursor) in (0u32..).zip(log.senders.iter_mut()) {
             let joined = log.joined_ns;
@@ -441,7 +439,12 @@ impl Recorder {
                 let resolved = cursor.has_seen(seq)
                     || slot.status() == PostStatus::Failed
                     || (slot.status() != PostStatus::InFlight && !owed(slot));
-                if !resolved && accepted != 0 && accepted < requested_ns && owed(slot) {
+                if !resolved
+                    && accepted != 0
+                    && accepted < requested_ns
+                    && owed(slot)
+                    && self.is_measured(intended)
+                {
                     stale = true;
                 }
                 settled &= resolved;
