@@ -261,19 +261,55 @@ pub fn render_summary(r: &RunResult, saved: &std::path::Path) -> String {
         "  clients {}/{} connected, {} probes measured",
         r.clients.connected, r.clients.planned, d.probes_sent
     );
+    let bound = |us: u64| if l.is_lower_bound(us) { "≥" } else { "" };
     let _ = writeln!(
         out,
-        "  latency from intended send: p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  max {:.1} ms  ({} samples)",
+        "  latency from intended send: p50 {}{:.1} ms  p90 {}{:.1} ms  p99 {}{:.1} ms  max {}{:.1} ms  ({} samples, {} probes)",
+        bound(l.p50_us),
         ms(l.p50_us),
+        bound(l.p90_us),
         ms(l.p90_us),
+        bound(l.p99_us),
         ms(l.p99_us),
+        bound(l.max_us),
         ms(l.max_us),
-        l.count
+        l.count,
+        r.latency.probes
     );
+    for i in &r.latency.intervals {
+        let _ = writeln!(
+            out,
+            "    p{} 95% interval over probes: {:.2}–{:.2} ms",
+            i.quantile * 100.0,
+            ms(i.low_us),
+            ms(i.high_us)
+        );
+    }
     let _ = writeln!(
         out,
         "  delivery: expected {} delivered {} missing {} duplicates {} out-of-order {}",
         d.expected, d.delivered, d.missing, d.duplicates, d.out_of_order
+    );
+    let _ = writeln!(
+        out,
+        "  sends: {} planned, {} accepted, {} failed, {} late",
+        r.schedule.planned_sends,
+        r.schedule.achieved_sends,
+        r.schedule.failed_sends,
+        r.schedule.late_sends
+    );
+    let g = &r.generator_error;
+    let _ = writeln!(
+        out,
+        "  generator's own error: send lag p50 {} µs p99 {} µs, loop lag p50 {} µs p99 {} µs, busiest thread {}",
+        g.send_lag.p50_us,
+        g.send_lag.p99_us,
+        g.loop_lag.p50_us,
+        g.loop_lag.p99_us,
+        g.threads.first().map_or("unknown".to_string(), |t| format!(
+            "{} {:.0}%",
+            t.thread, t.cpu_percent
+        ))
     );
     let _ = writeln!(
         out,

@@ -233,6 +233,7 @@ pub async fn sweep_with<E: std::fmt::Display>(
         }
         say(format!("{step}: {}", run.outcome));
         results.runs.push(run);
+        hold_lag_to_the_fastest(&mut results.runs);
         report::write_all(&results, &sweep.out)?;
         overall.inc(1);
     }
@@ -255,6 +256,31 @@ fn sweep_bar(runs: usize) -> ProgressBar {
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// In a sweep, the generator's own lag must be small against the *fastest* latency measured
+/// (usually push's p50), not only against each run's own: a 1 ms send lag is nothing beside
+/// poll@5s but a fifth of a 5 ms push latency, and every "N× slower than push" ratio carries it.
+/// Re-judges every run's generator warnings against the fastest completed run's p50.
+fn hold_lag_to_the_fastest(runs: &mut [RunResult]) {
+    let fastest = runs
+        .iter()
+        .filter(|r| r.outcome == Outcome::Completed && r.latency.corrected.count > 0)
+        .map(|r| r.latency.corrected.p50_us)
+        .min();
+    let Some(fastest) = fastest else {
+        return;
+    };
+    for run in runs.iter_mut() {
+        let judged =
+            crate::summary::generator_warnings(&run.generator_error, &run.schedule, fastest);
+        for w in judged {
+            if !run.warnings.contains(&w) {
+                run.saturated |= w.is_saturation();
+                run.warnings.push(w);
+            }
+        }
+    }
 }
 
 /// A run that could not start still gets a row, so the report says what happened to it.
@@ -320,7 +346,7 @@ pub fn cancel_on_ctrl_c(cancel: CancellationToken) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Machine, ToolInfo};
+    use crate::results::{Machine, ToolInfo, Warning};
 
     fn header(scenario: &Scenario) -> Results {
         Results {
@@ -421,6 +447,36 @@ mod tests {
         let labels: Vec<_> = saved.runs.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(labels, ["poll@1s", "sse"]);
         assert!(out.summary().contains("2 of 3 runs recorded"));
+    }
+
+    #[test]
+    fn generator_lag_is_held_to_the_fastest_run_of_the_sweep() {
+        let with = |p50_us: u64, send_lag_p99_us: u64| {
+            let mut r = completed(&"poll@1s".parse().expect("spec"));
+            r.latency.corrected.count = 100;
+            r.latency.corrected.p50_us = p50_us;
+            r.generator_error.send_lag.count = 100;
+            r.generator_error.send_lag.p99_us = send_lag_p99_us;
+            r
+        };
+        // 2 ms of send lag is fine beside a 500 ms poll, not beside a 5 ms push.
+        let mut runs = vec![with(500_000, 2_000), with(5_000, 100)];
+        hold_lag_to_the_fastest(&mut runs);
+        assert!(
+            runs[0].warnings.iter().any(|w| matches!(
+                w,
+                Warning::GeneratorLag {
+                    bound_us: 5_000,
+                    ..
+                }
+            )),
+            "{:?}",
+            runs[0].warnings
+        );
+        assert!(runs[0].saturated);
+        assert!(runs[1].warnings.is_empty(), "{:?}", runs[1].warnings);
+        hold_lag_to_the_fastest(&mut runs);
+        assert_eq!(runs[0].warnings.len(), 1, "judged once");
     }
 
     #[test]

@@ -97,6 +97,25 @@ async fn without_target_the_server_runs_as_a_child_process() {
     let summary = loadgen::cli::render_summary(&r, std::path::Path::new("out"));
     assert!(summary.starts_with("poll@200ms: completed"), "{summary}");
     assert!(summary.contains("missing 0 duplicates 0"), "{summary}");
+    assert!(
+        summary.contains("generator's own error: send lag p50"),
+        "{summary}"
+    );
+    // The generator's own error is measured for every measured send, and on the runtime.
+    let g = &r.generator_error;
+    assert_eq!(g.send_lag.count, r.schedule.planned_sends, "{g:?}");
+    assert!(
+        g.loop_lag.count > 0 && !g.loop_lag_threads.is_empty(),
+        "{g:?}"
+    );
+    assert!(
+        g.threads.iter().any(|t| t.thread == "loadgen-pacer"),
+        "{:?}",
+        g.threads
+    );
+    let polls = r.polls.as_ref().expect("a poll run has poll stats");
+    assert!(polls.answer_time.count > 0, "{polls:?}");
+    assert_eq!(polls.stale_answers, 0, "{polls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
