@@ -147,15 +147,25 @@ pub async fn run_all(ctx: Arc<RunContext>, plans: Vec<SenderPlan>) {
     schedule.sort_unstable();
     let handle = Handle::current();
     let pacer_ctx = ctx.clone();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let pacer = std::thread::Builder::new()
         .name("loadgen-pacer".into())
-        .spawn(move || pace(&pacer_ctx, &states, &schedule, &handle));
-    let Ok(pacer) = pacer else {
+        .spawn(move || {
+            pace(&pacer_ctx, &states, &schedule, &handle);
+            let _ = done_tx.send(());
+            // Lingers (asleep) until the run closes, so that the CPU it used stays in the
+            // per-thread figures read at the end of the window: an exited thread is gone
+            // from /proc.
+            while !pacer_ctx.stop_sends.is_cancelled() && Arc::strong_count(&pacer_ctx) > 1 {
+                std::thread::sleep(MAX_NAP);
+            }
+        });
+    if pacer.is_err() {
         tracing::error!("cannot start the pacer thread: no probe is sent");
         return;
-    };
-    // The pacer blocks its own thread only; wait for it without blocking a runtime worker.
-    let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+    }
+    // Resolves when the last probe has left (or the pacer ended early on an abort).
+    let _ = done_rx.await;
 }
 
 /// The pacer thread's loop: wait precisely for each intended instant, then dispatch.
