@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::driver::RunHooks;
 use crate::report::{self, ReportError};
-use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION};
+use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION, Warning};
 use crate::scenario::{Scenario, StrategySpec};
 
 /// The strategies of the main job.
@@ -272,10 +272,21 @@ fn hold_lag_to_the_fastest(runs: &mut [RunResult]) {
         return;
     };
     for run in runs.iter_mut() {
-        let judged =
-            crate::summary::generator_warnings(&run.generator_error, &run.schedule, fastest);
+        let judged = crate::summary::generator_warnings(
+            &run.generator_error,
+            &run.schedule,
+            fastest,
+            run.latency.corrected.p50_us,
+        );
         for w in judged {
-            if !run.warnings.contains(&w) {
+            let same_source = |old: &Warning| match (old, &w) {
+                (
+                    Warning::GeneratorLag { source: a, .. },
+                    Warning::GeneratorLag { source: b, .. },
+                ) => a == b,
+                (old, new) => old == new,
+            };
+            if !run.warnings.iter().any(same_source) {
                 run.saturated |= w.is_saturation();
                 run.warnings.push(w);
             }
@@ -346,7 +357,7 @@ pub fn cancel_on_ctrl_c(cancel: CancellationToken) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::{Machine, ToolInfo, Warning};
+    use crate::results::{Machine, ToolInfo};
 
     fn header(scenario: &Scenario) -> Results {
         Results {

@@ -517,6 +517,10 @@ pub struct GeneratorError {
     /// how long a ready receiver may wait for a worker. tokio's timer wakes on a 1 ms grid,
     /// so up to ~1 ms of it is the timer's granularity.
     pub loop_lag: LatencyStats,
+    /// Poll strategies: how late each poll tick started (started − due), µs. tokio's timer
+    /// wakes on a 1 ms grid, so up to ~1 ms of it is the timer's granularity.
+    #[serde(default)]
+    pub poll_lag: LatencyStats,
     /// The loop-lag task's period, ms.
     pub loop_lag_period_ms: f64,
     /// Loop lag per worker thread (by the thread that ran the timer task).
@@ -603,10 +607,13 @@ pub enum Warning {
         late: u64,
         planned: u64,
     },
-    /// Poll ticks that started late (more than 2 ms after their scheduled instant).
+    /// Poll ticks that started late (more than 2 ms after their scheduled instant), with a
+    /// tick lag p99 over a tenth of the run's own p50: lateness that shows in what it measures.
     LatePolls {
         late: u64,
         ticks: u64,
+        #[serde(default)]
+        p99_us: u64,
     },
     /// The generator's own delay (`send lag` or `loop lag`) has a p99 above a tenth of the
     /// fastest latency it measures (`bound_us`, that p50).
@@ -695,9 +702,14 @@ impl fmt::Display for Warning {
                 f,
                 "{late} of {planned} measured sends left more than 2 ms late: the generator could not keep its schedule; lower --rate or the client count"
             ),
-            Warning::LatePolls { late, ticks } => write!(
+            Warning::LatePolls {
+                late,
+                ticks,
+                p99_us,
+            } => write!(
                 f,
-                "{late} of {ticks} poll ticks started more than 2 ms late: the generator could not keep the poll schedule; use fewer clients"
+                "{late} of {ticks} poll ticks started more than 2 ms late (tick lag p99 {:.2} ms, over a tenth of this run's p50): the generator could not keep the poll schedule; use fewer clients",
+                *p99_us as f64 / 1000.0
             ),
             Warning::GeneratorLag {
                 source,

@@ -158,6 +158,7 @@ pub fn assemble(
         &generator_error,
         &schedule,
         latency.corrected.p50_us,
+        latency.corrected.p50_us,
     ));
     if let Some(p) = polls.as_ref().filter(|p| p.stale_answers > 0) {
         warnings.push(Warning::StaleAnswers {
@@ -225,6 +226,7 @@ fn generator_error(h: &Histograms, facts: &RunFacts) -> GeneratorError {
     };
     GeneratorError {
         send_lag: LatencyStats::from_histogram(&h.send_lag),
+        poll_lag: LatencyStats::from_histogram(&h.poll_lag),
         loop_lag,
         loop_lag_period_ms,
         loop_lag_threads,
@@ -246,6 +248,7 @@ pub fn generator_warnings(
     g: &GeneratorError,
     schedule: &ScheduleStats,
     fastest_p50_us: u64,
+    own_p50_us: u64,
 ) -> Vec<Warning> {
     let mut w = Vec::new();
     if let Some(t) = g
@@ -274,11 +277,15 @@ pub fn generator_warnings(
             planned: schedule.planned_sends,
         });
     }
+    // A late poll tick delays what that poll fetches by its lateness: it matters against the
+    // poll's own latency (about T/2), not push's.
     let ticks = schedule.achieved_polls;
-    if ticks > 0 && schedule.late_polls as f64 > LATE_SHARE * ticks as f64 {
+    let noticeable = g.poll_lag.p99_us as f64 > LAG_SHARE * own_p50_us as f64;
+    if ticks > 0 && schedule.late_polls as f64 > LATE_SHARE * ticks as f64 && noticeable {
         w.push(Warning::LatePolls {
             late: schedule.late_polls,
             ticks,
+            p99_us: g.poll_lag.p99_us,
         });
     }
     w
@@ -420,6 +427,85 @@ fn warnings(
         w.push(Warning::FellBackToFullList);
     }
     w
+}
+
+#[cfg(test)]
+mod generator_warning_tests {
+    use super::*;
+
+    fn stats(p99_us: u64) -> LatencyStats {
+        LatencyStats {
+            count: 100,
+            p50_us: p99_us / 2,
+            p99_us,
+            ..LatencyStats::default()
+        }
+    }
+
+    #[test]
+    fn a_quiet_generator_raises_nothing() {
+        let g = GeneratorError {
+            send_lag: stats(40),
+            loop_lag: stats(90),
+            threads: vec![ThreadCpuUsage {
+                thread: "loadgen-wrk-0".into(),
+                cpu_percent: 30.0,
+            }],
+            ..GeneratorError::default()
+        };
+        let s = ScheduleStats {
+            planned_sends: 200,
+            late_sends: 2,
+            achieved_polls: 1_000,
+            late_polls: 10,
+            ..ScheduleStats::default()
+        };
+        assert!(generator_warnings(&g, &s, 4_000, 4_000).is_empty());
+    }
+
+    #[test]
+    fn a_pinned_thread_lag_and_lateness_are_each_flagged() {
+        let g = GeneratorError {
+            send_lag: stats(500),
+            loop_lag: stats(30_000),
+            poll_lag: stats(3_000),
+            threads: vec![ThreadCpuUsage {
+                thread: "loadgen-wrk-1".into(),
+                cpu_percent: 97.0,
+            }],
+            ..GeneratorError::default()
+        };
+        let s = ScheduleStats {
+            planned_sends: 200,
+            late_sends: 3,
+            achieved_polls: 1_000,
+            late_polls: 11,
+            ..ScheduleStats::default()
+        };
+        let w = generator_warnings(&g, &s, 4_000, 20_000);
+        let kinds: Vec<String> = w
+            .iter()
+            .map(|w| serde_json::to_value(w).expect("json")["kind"].to_string())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "\"thread_saturated\"",
+                "\"generator_lag\"",
+                "\"generator_lag\"",
+                "\"late_sends\"",
+                "\"late_polls\""
+            ],
+            "{w:?}"
+        );
+        assert!(w.iter().all(Warning::is_saturation));
+        // The same late ticks beside a 2.5 s poll latency are not a noticeable share of it.
+        let w = generator_warnings(&g, &s, 4_000, 2_500_000);
+        assert!(
+            !w.iter().any(|w| matches!(w, Warning::LatePolls { .. })),
+            "{w:?}"
+        );
+    }
 }
 
 #[cfg(test)]

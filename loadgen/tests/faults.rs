@@ -394,3 +394,48 @@ async fn stale_poll_answers_are_counted_exactly_and_fail_the_model() {
     let check = model_check(&r);
     assert!(check.contains("the model FAILS"), "{check}");
 }
+
+// ---- A receiver dropped mid-run catches up ----
+
+/// The server disconnects the 3rd socket when its 10th message is due. The receiver reconnects
+/// and catches up with `GET /messages?since=`, as the chat page does: nothing is missing or
+/// doubled, and exactly the messages it could not get live (from the unsent one to its new
+/// socket's start) are counted as delivered by the catch-up.
+async fn a_dropped_receiver_catches_up(spec: &str) {
+    let faults = Faults {
+        kick_socket: Some((3, 10)),
+        ..Faults::default()
+    };
+    let (r, f) = run_with(spec, faults).await;
+    let d = &r.delivery;
+    assert_eq!(r.outcome, Outcome::Completed, "{r:#?}");
+    assert_eq!(f.kicked, 1, "{f:?}");
+    assert!(f.catchup_gap >= 1, "{f:?}");
+    assert_eq!(f.sockets, CLIENTS + 1, "one reconnect: {f:?}");
+    assert_eq!(d.expected, PROBES * CLIENTS, "{spec}: {d:?}");
+    assert_eq!(
+        (d.delivered, d.missing, d.duplicates),
+        (d.expected, 0, 0),
+        "{spec}: {d:?}"
+    );
+    assert_eq!(
+        d.delivered_by_catchup, f.catchup_gap,
+        "{spec}: {d:?} vs injected {f:?}"
+    );
+    assert_eq!(
+        r.traffic.requests.errors.get("closed").copied(),
+        Some(1),
+        "{spec}: {:?}",
+        r.traffic.requests.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_socketio_receiver_catches_up_exactly() {
+    a_dropped_receiver_catches_up("socketio").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_socketio_polling_receiver_catches_up_exactly() {
+    a_dropped_receiver_catches_up("socketio-polling").await;
+}

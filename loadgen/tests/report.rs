@@ -328,3 +328,47 @@ fn no_warnings_is_not_called_a_clean_sweep_when_a_run_failed() {
     let html = read(dir.path(), "report.html");
     assert!(html.contains("None; see the findings"));
 }
+
+/// The percentile chart draws each run's 95 % intervals at p50 and p99 as whiskers (a bar and
+/// two caps each), and the tables show them and mark censored percentiles as lower bounds.
+#[test]
+fn confidence_intervals_and_lower_bounds_are_shown() {
+    let plain = report_fixture::results();
+    let mut with = plain.clone();
+    let run = &mut with.runs[0];
+    let (p50, p99) = (run.latency.corrected.p50_us, run.latency.corrected.p99_us);
+    let interval = |quantile: f64, at: u64| loadgen::bootstrap::Interval {
+        quantile,
+        estimate_us: at,
+        low_us: at - at / 20,
+        high_us: at + at / 20,
+        level: 0.95,
+        probes: 200,
+        pairs: 100_000,
+        resamples: 1_000,
+    };
+    run.latency.intervals = vec![interval(0.5, p50), interval(0.99, p99)];
+    run.latency.corrected.censored = 10;
+    run.latency.corrected.lower_bound_from_us = Some(p99);
+    let polylines = |r: &Results| {
+        read(render(r).path(), "chart-percentile.svg")
+            .matches("<polyline")
+            .count()
+    };
+    assert_eq!(
+        polylines(&with),
+        polylines(&plain) + 6,
+        "two whiskers of three strokes"
+    );
+    let md = read(render(&with).path(), "summary.md");
+    let row = md
+        .lines()
+        .find(|l| l.contains(&format!("| {} |", with.runs[0].label)) && l.contains("–"))
+        .unwrap_or_else(|| panic!("no latency row: {md}"));
+    assert!(row.contains("≥"), "p99 and above are lower bounds: {row}");
+    let ms = |us: u64| loadgen::report::units::ms(us as f64 / 1000.0);
+    assert!(
+        row.contains(&format!("{}–{}", ms(p50 - p50 / 20), ms(p50 + p50 / 20))),
+        "{row}"
+    );
+}

@@ -139,6 +139,7 @@ struct Window {
 struct Timing {
     send_lag: Histogram<u64>,
     poll_answer: Histogram<u64>,
+    poll_lag: Histogram<u64>,
 }
 
 /// Shared by every receiver and sender of a run.
@@ -173,6 +174,9 @@ pub struct ReceiverLog {
     /// When it joined the run, ns since the epoch (`None` until its first connect).
     joined_ns: Option<u64>,
     left: bool,
+    /// Measured probes that reached it by a catch-up request and not (yet) live: a live copy
+    /// arriving later is the server doing its job, not a duplicate.
+    caught_up: Vec<(u32, u64)>,
 }
 
 impl ReceiverLog {
@@ -217,6 +221,7 @@ impl Recorder {
             timing: Mutex::new(Timing {
                 send_lag: new_latency_histogram(),
                 poll_answer: new_latency_histogram(),
+                poll_lag: new_latency_histogram(),
             }),
             window: Window::default(),
             members: Mutex::new(0),
@@ -248,6 +253,7 @@ impl Recorder {
             senders: vec![SenderCursor::default(); self.table.rows.len()].into_boxed_slice(),
             joined_ns: None,
             left: false,
+            caught_up: Vec::new(),
         }
     }
 
@@ -354,7 +360,15 @@ impl Recorder {
         match log.observe(p.sender, p.seq) {
             None => return,
             Some(Seen::Duplicate) => {
-                if measured {
+                let key = (p.sender, p.seq);
+                if let Some(pos) = log.caught_up.iter().position(|k| *k == key) {
+                    // Fetched by a catch-up, now here live as well: it did not reach the
+                    // receiver only by the catch-up, and the server sent it once.
+                    if via == Via::Live {
+                        log.caught_up.swap_remove(pos);
+                        self.catchup_deliveries.fetch_sub(1, Relaxed);
+                    }
+                } else if measured && via == Via::Live {
                     c.duplicates.fetch_add(1, Relaxed);
                 }
                 return;
@@ -374,6 +388,7 @@ impl Recorder {
         }
         if via == Via::Catchup {
             self.catchup_deliveries.fetch_add(1, Relaxed);
+            log.caught_up.push((p.sender, p.seq));
         }
         let now_ns = self.ns_since_epoch(now);
         let probe = self.probe_index(p.sender, p.seq);
@@ -415,6 +430,17 @@ impl Recorder {
             lock(&self.timing)
                 .poll_answer
                 .saturating_record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+        }
+    }
+
+    /// A poll tick due at `due` started at `started`: the generator's own lateness, which
+    /// bounds how much of a poll's latency is the generator's (window only).
+    pub fn poll_tick(&self, due: Instant, started: Instant) {
+        if self.is_measured(self.ns_since_epoch(due)) {
+            let us = started.saturating_duration_since(due).as_micros();
+            lock(&self.timing)
+                .poll_lag
+                .saturating_record(u64::try_from(us).unwrap_or(u64::MAX));
         }
     }
 
@@ -610,6 +636,7 @@ impl Recorder {
                 .then_some(fanout_censored_from_us),
             send_lag: timing.send_lag.clone(),
             poll_answer: timing.poll_answer.clone(),
+            poll_lag: timing.poll_lag.clone(),
             by_probe,
         }
     }
@@ -631,6 +658,8 @@ pub struct Histograms {
     pub fanout_censored_from_us: Option<u64>,
     pub send_lag: Histogram<u64>,
     pub poll_answer: Histogram<u64>,
+    /// Poll ticks: started − due, µs.
+    pub poll_lag: Histogram<u64>,
     /// The corrected latencies (censored pairs included) by probe, for confidence intervals.
     pub by_probe: ProbeSamples,
 }

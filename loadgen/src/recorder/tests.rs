@@ -257,3 +257,39 @@ fn a_poll_that_misses_an_accepted_probe_is_stale_once() {
     rec.end_send(0, 2, PostStatus::Failed, Instant::now());
     assert!(!rec.check_stale(&mut logs[0], Instant::now() + Duration::from_millis(2)));
 }
+
+#[test]
+fn a_catch_up_counts_only_what_never_came_live_and_is_no_duplicate() {
+    let (rec, mut logs) = recorder(1, 1, 4, 1);
+    let counters = Counters::default();
+    let t: Vec<SendTicket> = (0..3)
+        .map(|seq| {
+            let t = rec.begin_send(0, seq, Instant::now());
+            rec.end_send(0, seq, PostStatus::Accepted, Instant::now());
+            t
+        })
+        .collect();
+    let now = Instant::now();
+    let log = &mut logs[0];
+    rec.deliver(log, &probe(1, 0, 0, &t[0]), now, &counters, Via::Live);
+    // Reconnected: the catch-up fetches 0 (had it), 1 and 2; then 2 also arrives live.
+    for (seq, ticket) in t.iter().enumerate() {
+        rec.deliver(
+            log,
+            &probe(1, 0, seq as u64, ticket),
+            now,
+            &counters,
+            Via::Catchup,
+        );
+    }
+    rec.deliver(log, &probe(1, 0, 2, &t[2]), now, &counters, Via::Live);
+    let d = rec.delivery(&counters);
+    assert_eq!((d.delivered, d.missing, d.duplicates), (3, 0, 0));
+    assert_eq!(
+        d.delivered_by_catchup, 1,
+        "only probe 1 came by the catch-up alone"
+    );
+    // A second live copy is a real duplicate.
+    rec.deliver(log, &probe(1, 0, 2, &t[2]), now, &counters, Via::Live);
+    assert_eq!(rec.delivery(&counters).duplicates, 1);
+}

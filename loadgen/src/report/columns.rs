@@ -122,6 +122,16 @@ fn lat(r: &RunView<'_>, x: u64) -> Value {
     }
 }
 
+/// A cost per delivered message: none at all when nothing was delivered in the window (an
+/// overloaded run), never a misleading 0.
+fn per_delivery(r: &RunView<'_>, x: f64) -> Value {
+    if r.run.traffic.measured.deliveries > 0 {
+        num(x)
+    } else {
+        Value::None
+    }
+}
+
 /// `low–high` ms of a 95 % interval.
 fn interval(r: &RunView<'_>, quantile: f64) -> Value {
     match r.interval_ms(quantile) {
@@ -277,14 +287,20 @@ pub const COLUMNS: &[Column] = &[
         title: "bytes/delivered msg",
         key: "bytes_per_delivered_msg",
         format: Format::Bytes,
-        value: |_, r| num(r.bytes_per_delivery()),
+        value: |_, r| per_delivery(r, r.bytes_per_delivery()),
     },
     Column {
         group: Group::Overhead,
         title: "bytes/msg all-in",
         key: "bytes_per_delivered_msg_all_in",
         format: Format::Bytes,
-        value: |_, r| num(r.run.traffic.all_in_bytes_per_delivery()),
+        value: |_, r| {
+            if r.run.traffic.deliveries > 0 {
+                num(r.run.traffic.all_in_bytes_per_delivery())
+            } else {
+                Value::None
+            }
+        },
     },
     Column {
         group: Group::Overhead,
@@ -302,7 +318,7 @@ pub const COLUMNS: &[Column] = &[
         title: "requests/delivered msg",
         key: "requests_per_delivered_msg",
         format: Format::Number,
-        value: |_, r| num(r.requests_per_delivery()),
+        value: |_, r| per_delivery(r, r.requests_per_delivery()),
     },
     Column {
         group: Group::Overhead,

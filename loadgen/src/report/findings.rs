@@ -360,3 +360,19 @@ fn trouble(view: &ReportView<'_>) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::phase_tolerance_ms;
+
+    #[test]
+    fn the_phase_tolerance_shrinks_with_the_receivers() {
+        // 500 receivers, T = 1 s: about 11 ms at p99 (two standard errors 8.9 + gap 2.0).
+        let t = phase_tolerance_ms(0.99, 500, 1000.0);
+        assert!((10.5..11.5).contains(&t), "{t}");
+        // 15 receivers, T = 200 ms: tens of ms at p50.
+        let t = phase_tolerance_ms(0.5, 15, 200.0);
+        assert!((63.0..65.5).contains(&t), "{t}");
+        assert!(phase_tolerance_ms(0.5, 10_000, 200.0) < 5.0);
+    }
+}

@@ -53,9 +53,11 @@ pub async fn run(config: &PollConfig, mut rx: Receiver) {
             _ = tokio::time::sleep_until(due) => {}
             _ = rx.stopped().cancelled() => return,
         }
-        if Instant::now() > due + LATE_AFTER {
+        let started = Instant::now();
+        if started > due + LATE_AFTER {
             ctx.counters.late_polls.fetch_add(1, Relaxed);
         }
+        ctx.recorder.poll_tick(due, started);
         ctx.counters.poll_ticks.fetch_add(1, Relaxed);
         // Not raced against the stop signal: a started poll completes, so the bytes the server
         // sent are the bytes this client read.

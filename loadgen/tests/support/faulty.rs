@@ -74,6 +74,10 @@ pub struct Faults {
     pub hold_back_once: Option<u64>,
     /// The i-th Socket.IO socket (connect order, from 1) is never sent any message.
     pub stall_socket: Option<u64>,
+    /// `(i, n)`: the i-th Socket.IO socket is disconnected by the server when its n-th message
+    /// is due, without being sent it. What it misses until it is back (that message and every
+    /// one stored before its next socket joins) is reachable only by a catch-up request.
+    pub kick_socket: Option<(u64, u64)>,
 }
 
 /// What the server injected and served, counted as it happened.
@@ -104,6 +108,11 @@ pub struct FaultLog {
     pub sse_streams: AtomicU64,
     /// Emits socketioxide refused (a full or closed socket): messages lost without a fault.
     pub emit_errors: AtomicU64,
+    /// Sockets disconnected by `kick_socket`.
+    pub kicked: AtomicU64,
+    /// Messages the kicked receiver could get only by catching up: ids after the last one it
+    /// was sent, up to the cursor of the next socket to join (its reconnect).
+    pub catchup_gap: AtomicU64,
 }
 
 /// A copy of [`FaultLog`] at one instant, to compare and print.
@@ -122,6 +131,8 @@ pub struct FaultCounts {
     pub sockets: u64,
     pub sse_streams: u64,
     pub emit_errors: u64,
+    pub kicked: u64,
+    pub catchup_gap: u64,
 }
 
 impl FaultLog {
@@ -140,6 +151,8 @@ impl FaultLog {
             sockets: self.sockets.load(Relaxed),
             sse_streams: self.sse_streams.load(Relaxed),
             emit_errors: self.emit_errors.load(Relaxed),
+            kicked: self.kicked.load(Relaxed),
+            catchup_gap: self.catchup_gap.load(Relaxed),
         }
     }
 }
@@ -170,6 +183,7 @@ impl FaultyServer {
             sockets_seen: AtomicU64::new(0),
             streams_seen: AtomicU64::new(0),
             joining: Mutex::new(HashMap::new()),
+            kicked_last_sent: Arc::new(Mutex::new(None)),
             poll_conns: Mutex::new(HashMap::new()),
             stop: stop.clone(),
         }));
@@ -280,6 +294,8 @@ struct Inner {
     streams_seen: AtomicU64,
     /// Sockets between the connect middleware and the handler: (connect order, start cursor).
     joining: Mutex<HashMap<Sid, (u64, u64)>>,
+    /// After a kick: the id of the last message the kicked socket was sent.
+    kicked_last_sent: Arc<Mutex<Option<u64>>>,
     /// Per poll connection (peer address): the highest hold-back candidate already decided.
     poll_conns: Mutex<HashMap<SocketAddr, u64>>,
     stop: CancellationToken,
@@ -335,6 +351,12 @@ impl Inner {
             duplicate_k: self.faults.duplicate_every,
             reorder_k: self.faults.reorder_every,
             stalled: socket && self.faults.stall_socket == Some(index),
+            kick_at: self
+                .faults
+                .kick_socket
+                .filter(|&(i, _)| socket && i == index)
+                .map(|(_, n)| n),
+            kicked_before: None,
             held: None,
         }
     }
@@ -367,6 +389,10 @@ struct Feed {
     duplicate_k: Option<u64>,
     reorder_k: Option<u64>,
     stalled: bool,
+    /// Disconnect instead of sending the n-th message (`kick_socket`).
+    kick_at: Option<u64>,
+    /// Set when the kick is due: the id of the message that was not sent.
+    kicked_before: Option<u64>,
     /// A message held back by `reorder_every`, and when to give up waiting for its successor.
     held: Option<(Arc<Stored>, Instant)>,
 }
@@ -380,6 +406,13 @@ impl Feed {
     /// Message `m` is due to this receiver: appends what to send now to `out`.
     fn offer(&mut self, m: Arc<Stored>, out: &mut Vec<Arc<Stored>>) {
         self.n += 1;
+        if self.kicked_before.is_some() {
+            return;
+        }
+        if self.kick_at == Some(self.n) {
+            self.kicked_before = Some(m.id);
+            return;
+        }
         if self.stalled {
             if m.probe {
                 bump(&self.log.stalled);
@@ -455,7 +488,8 @@ impl Follower {
                 self.cursor = m.id;
                 self.feed.offer(m, &mut out);
             }
-            if !out.is_empty() {
+            // A kick is acted on at once, even with nothing to send.
+            if !out.is_empty() || self.feed.kicked_before.is_some() {
                 return Some(out);
             }
             let flush_at = self.feed.flush_at();
@@ -477,7 +511,15 @@ impl App {
     /// stored after the client saw the acknowledgement can be missed.
     fn socket_joining(&self, sid: Sid) {
         let index = self.sockets_seen.fetch_add(1, Relaxed) + 1;
-        lock(&self.joining).insert(sid, (index, self.latest_id()));
+        let cursor = self.latest_id();
+        // The first socket to join after a kick is the kicked receiver coming back (the only
+        // reconnect in a kick test): it is sent what is stored from `cursor` on.
+        if let Some(last_sent) = lock(&self.kicked_last_sent).take() {
+            self.log
+                .catchup_gap
+                .store(cursor.saturating_sub(last_sent), Relaxed);
+        }
+        lock(&self.joining).insert(sid, (index, cursor));
     }
 
     async fn serve_socket(self, socket: SocketRef) {
@@ -487,12 +529,19 @@ impl App {
         bump(&self.log.sockets);
         let feed = self.feed(index, true);
         let log = self.log.clone();
+        let kicked_last_sent = self.kicked_last_sent.clone();
         let mut follower = Follower::new(self, feed, cursor);
         while let Some(batch) = follower.next().await {
             for m in batch {
                 if socket.emit("message", &m.value).is_err() {
                     bump(&log.emit_errors);
                 }
+            }
+            if let Some(unsent) = follower.feed.kicked_before {
+                *lock(&kicked_last_sent) = Some(unsent - 1);
+                bump(&log.kicked);
+                let _ = socket.disconnect();
+                return;
             }
             if !socket.connected() {
                 return;

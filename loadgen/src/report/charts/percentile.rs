@@ -16,6 +16,25 @@ const NAME: &str = "percentile";
 /// (run index for the colour, label, points)
 type Series<'a> = (usize, &'a str, Vec<(f64, f64)>);
 
+/// The 95 % confidence intervals drawn on each line, at these percentiles.
+const BAND_QUANTILES: [f64; 2] = [0.5, 0.99];
+/// Half the width of an interval's caps, as a factor on the log x axis.
+const CAP: f64 = 1.06;
+
+/// One interval drawn: `(x, low ms, high ms)`.
+type Whisker = (f64, f64, f64);
+
+/// Whiskers of a run's intervals at [`BAND_QUANTILES`].
+fn whiskers(r: &crate::report::view::RunView<'_>) -> Vec<Whisker> {
+    BAND_QUANTILES
+        .iter()
+        .filter_map(|&q| {
+            let (lo, hi) = r.interval_ms(q)?;
+            Some((x_of(q), lo.max(0.001), hi.max(0.001)))
+        })
+        .collect()
+}
+
 /// `x = 1/(1−p)` on a log axis: 1 at 0%, 2 at 50%, 10 at 90%, 1000 at 99.9%.
 fn x_of(q: f64) -> f64 {
     1.0 / (1.0 - q)
@@ -49,6 +68,13 @@ pub fn chart(view: &ReportView<'_>) -> Result<Option<Chart>, ReportError> {
         .filter(|(_, r)| r.has_deliveries())
         .map(|(i, r)| (i, r.label(), points(&r.corrected)))
         .filter(|(_, _, p)| !p.is_empty())
+        .collect();
+    let bands: Vec<(usize, Vec<Whisker>)> = view
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.has_deliveries())
+        .map(|(i, r)| (i, whiskers(r)))
         .collect();
     let all = series.iter().flat_map(|(_, _, p)| p.iter());
     let Some((lo, hi)) = log_range(all.clone().map(|p| p.1)) else {
@@ -106,13 +132,28 @@ pub fn chart(view: &ReportView<'_>) -> Result<Option<Chart>, ReportError> {
                 mark: Mark::Line,
             });
         }
+        for (i, whiskers) in &bands {
+            let style = color(*i).stroke_width(2);
+            // Whiskers outside the plotted range (an interval wider than the data) are left out.
+            let inside = |w: &&Whisker| w.1 >= lo && w.2 <= hi;
+            for &(x, low, high) in whiskers.iter().filter(inside) {
+                let paths = [
+                    vec![(x, low), (x, high)],
+                    vec![(x / CAP, low), (x * CAP, low)],
+                    vec![(x / CAP, high), (x * CAP, high)],
+                ];
+                chart
+                    .draw_series(paths.into_iter().map(|p| PathElement::new(p, style)))
+                    .map_err(fail(NAME))?;
+            }
+        }
         side_legend(&legend, &entries, NAME)?;
         root.present().map_err(fail(NAME))?;
     }
     Ok(Some(Chart {
         id: NAME,
         title: "Latency by percentile",
-        caption: "Every strategy's delivery latency from the median to the tail; lower is better. Polling lines sit near T/2 at 50% and near T at 99%.",
+        caption: "Every strategy's delivery latency from the median to the tail; lower is better. Polling lines sit near T/2 at 50% and near T at 99%. The bars at 50% and 99% are 95% confidence intervals, resampled over probes.",
         svg,
     }))
 }
