@@ -182,12 +182,16 @@ impl<'a> RunView<'a> {
             .map(|p| p.answer_time.p50_us as f64 / 1000.0)
     }
 
-    /// The 95 % interval of the corrected latency at `quantile`, ms.
+    /// The 95 % interval of the corrected latency at `quantile`, ms, widened where needed to
+    /// hold the histogram's own value: the bootstrap resamples buckets 0.8 % wide, so its ends
+    /// can sit that far from HdrHistogram's 0.1 % value (and collapse to one bucket when every
+    /// probe agrees).
     pub fn interval_ms(&self, quantile: f64) -> Option<(f64, f64)> {
-        self.run
-            .latency
-            .interval(quantile)
-            .map(|i| (i.low_us as f64 / 1000.0, i.high_us as f64 / 1000.0))
+        let i = self.run.latency.interval(quantile)?;
+        let point = self.corrected.value_at_quantile(quantile);
+        let low = i.low_us.min(point);
+        let high = i.high_us.max(point);
+        Some((low as f64 / 1000.0, high as f64 / 1000.0))
     }
 
     /// Model empty-poll ratio: every receiver gets every message, λ = the scenario rate, and a
