@@ -270,8 +270,10 @@ mod tests {
         });
         // 2 tasks × 400 ms / 5 ms, less the wake-ups lost to the machine's load.
         assert!(report.all.len() >= 80, "{} wake-ups", report.all.len());
+        // Idle here means no work of its own; other tests share the two cores, so the bound
+        // leaves room for an OS scheduling delay (quiet, it measures tens of µs).
         assert!(
-            report.all.value_at_quantile(0.5) < 2_000,
+            report.all.value_at_quantile(0.5) < 5_000,
             "p50 {} µs",
             report.all.value_at_quantile(0.5)
         );

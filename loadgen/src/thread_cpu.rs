@@ -251,10 +251,14 @@ mod tests {
         };
         let (spin, idle) = (find("cpu-test-spin"), find("cpu-test-idle"));
         let (spin_pct, idle_pct) = (usage[spin].cpu_percent, usage[idle].cpu_percent);
-        assert!(spin_pct > 50.0, "spinner {spin_pct} %");
+        // Other tests share the cores, so the spinner's share of the window varies: assert what
+        // holds under load. It got a tenth of the window at least (a fair scheduler gives a
+        // runnable thread far more), no more than the window plus two 10 ms ticks, and the idle
+        // thread next to nothing.
+        assert!(spin_pct > 10.0, "spinner {spin_pct} %");
         let ceiling = 100.0 * (window.as_secs_f64() + 0.02) / window.as_secs_f64();
         assert!(spin_pct <= ceiling, "spinner {spin_pct} % > {ceiling} %");
-        assert!(idle_pct < 20.0, "idle {idle_pct} %");
+        assert!(idle_pct < 5.0, "idle {idle_pct} %");
         assert!(spin < idle, "{usage:?}");
     }
 }
