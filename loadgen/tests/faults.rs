@@ -259,6 +259,9 @@ async fn failed_posts_are_lost_messages_counted_exactly() {
         r.warnings
     );
     assert_eq!(r.latency.corrected.censored, d.missing);
+    let said = all_findings(&r).join("\n");
+    assert!(!said.contains("exactly once"), "{said}");
+    assert!(said.contains("(10 sends failed)"), "{said}");
 }
 
 // ---- Slow poll answers ----
@@ -331,8 +334,8 @@ async fn poll_answer_time_shows_the_delay_and_the_model_holds() {
     assert!(check.contains("as the model predicts"), "{check}");
 }
 
-/// The findings' model check of a single run.
-fn model_check(r: &RunResult) -> String {
+/// Every finding the report makes of a single run.
+fn all_findings(r: &RunResult) -> Vec<String> {
     let results = Results {
         schema_version: loadgen::results::SCHEMA_VERSION,
         tool: loadgen::driver::tool_info(),
@@ -343,6 +346,11 @@ fn model_check(r: &RunResult) -> String {
     };
     let view = ReportView::new(&results).expect("a view");
     findings(&view)
+}
+
+/// The findings' model check of a single run.
+fn model_check(r: &RunResult) -> String {
+    all_findings(r)
         .into_iter()
         .find(|f| f.starts_with("Model check"))
         .unwrap_or_else(|| panic!("no model check for {}", r.label))

@@ -293,17 +293,34 @@ fn extremes(view: &ReportView<'_>, source: Option<&str>) -> Vec<String> {
 }
 
 fn loss(view: &ReportView<'_>) -> Vec<String> {
+    // "Exactly once" must be true of every figure: nothing missing, doubled or reordered, and
+    // no send failed (a failed send is a lost message even if nobody was owed it).
     let lossy: Vec<String> = view
         .runs
         .iter()
-        .filter(|r| r.run.delivery.missing > 0 || r.run.delivery.duplicates > 0)
+        .filter(|r| {
+            let d = &r.run.delivery;
+            d.missing > 0
+                || d.duplicates > 0
+                || d.out_of_order > 0
+                || d.probes_failed > 0
+                || d.probes_unanswered > 0
+        })
         .map(|r| {
+            let d = &r.run.delivery;
+            let failed = d.probes_failed + d.probes_unanswered;
             format!(
-                "{} missed {} and duplicated {} of {} expected deliveries",
+                "{} missed {}, duplicated {} and reordered {} of {} expected deliveries{}",
                 r.label(),
-                thousands(r.run.delivery.missing as i64),
-                thousands(r.run.delivery.duplicates as i64),
-                thousands(r.run.delivery.expected as i64)
+                thousands(d.missing as i64),
+                thousands(d.duplicates as i64),
+                thousands(d.out_of_order as i64),
+                thousands(d.expected as i64),
+                if failed > 0 {
+                    format!(" ({} sends failed)", thousands(failed as i64))
+                } else {
+                    String::new()
+                }
             )
         })
         .collect();
