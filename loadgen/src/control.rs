@@ -41,12 +41,14 @@ pub async fn detect(
         addr: addr.clone(),
         source,
     };
-    let (status, body) = get(&mut conn, "/messages?since=0")
-        .await
-        .map_err(unreachable)?;
     let not_a_chat = |detail: String| ControlError::NotAChat {
         addr: addr.clone(),
         detail,
+    };
+    let (status, body) = match get(&mut conn, "/messages?since=0").await {
+        Ok(answer) => answer,
+        Err(e @ HttpError::TooLarge) => return Err(not_a_chat(e.to_string())),
+        Err(e) => return Err(unreachable(e)),
     };
     if !status.is_success() {
         return Err(not_a_chat(format!("HTTP {status}")));

@@ -61,7 +61,15 @@ pub enum HttpError {
     BadHost(String),
     #[error("unexpected HTTP status {0}")]
     Status(http::StatusCode),
+    #[error("an answer larger than {} MiB (the most one answer may hold)", MAX_BODY_BYTES >> 20)]
+    TooLarge,
 }
+
+/// The most one HTTP answer may hold: a poll answer is parsed whole, so an endless or enormous
+/// body must end in an error, not in all of memory. The chat server's whole default history
+/// (10,000 messages) is a few MB; 10,000 messages at its 8 KiB maximum are 80 MB, beyond this:
+/// poll such a server with cursors (`GET /messages?since=`), not the whole list.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
 
 impl HttpError {
     /// The counter this error adds to.
@@ -73,6 +81,7 @@ impl HttpError {
             HttpError::Http(_) => ErrorKind::Io,
             HttpError::Request(_) | HttpError::BadHost(_) => ErrorKind::Protocol,
             HttpError::Status(_) => ErrorKind::HttpStatus,
+            HttpError::TooLarge => ErrorKind::Protocol,
         }
     }
 }
@@ -208,11 +217,18 @@ impl HttpConn {
     }
 }
 
-/// Reads a whole response body.
+/// Reads a whole response body, at most [`MAX_BODY_BYTES`] of it.
 pub async fn collect_body(resp: Response<Incoming>, timeout: Duration) -> Result<Bytes, HttpError> {
-    let body = resp.into_body().collect();
+    let body = http_body_util::Limited::new(resp.into_body(), MAX_BODY_BYTES).collect();
     let collected = tokio::time::timeout(timeout, body)
         .await
-        .map_err(|_| HttpError::Timeout(timeout))??;
-    Ok(collected.to_bytes())
+        .map_err(|_| HttpError::Timeout(timeout))?;
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => match e.downcast::<hyper::Error>() {
+            Ok(e) => Err(HttpError::Http(*e)),
+            // `Limited`'s only other error: the body went over the limit.
+            Err(_) => Err(HttpError::TooLarge),
+        },
+    }
 }

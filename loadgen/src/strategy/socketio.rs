@@ -1,6 +1,8 @@
 //! `socketio`: Socket.IO v5 over an Engine.IO v4 WebSocket, on a counted TCP stream with small
 //! buffers (a few KiB per client, so 10,000 clients fit in one process).
 
+use std::time::Duration;
+
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -10,7 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::REQUEST_TIMEOUT;
 use super::sio::{End, Step, after_session, catch_up_if_needed, on_packet};
-use crate::codec::engineio::decode_packet;
+use crate::codec::engineio::{EioPacket, decode_packet, parse_open};
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
 use crate::net::{CountingStream, connect_tcp};
@@ -43,14 +45,23 @@ async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
     };
     // The namespace connect must be acknowledged within the request deadline.
     let deadline = Instant::now() + REQUEST_TIMEOUT;
+    // As the official client does: a server silent for longer than its own ping interval plus
+    // ping timeout (from the open packet) is gone, even if TCP says nothing.
+    let mut heartbeat: Option<Duration> = None;
+    let mut last_heard = Instant::now();
     loop {
+        let silent_after = heartbeat.map(|h| last_heard + h);
         let frame = tokio::select! {
             f = ws.next() => f,
             _ = rx.stopped().cancelled() => return End::Stopped,
             _ = tokio::time::sleep_until(deadline), if rx.is_connecting() => {
                 return End::Lost(ErrorKind::Timeout);
             }
+            _ = tokio::time::sleep_until(silent_after.unwrap_or(deadline)), if silent_after.is_some() => {
+                return End::Lost(ErrorKind::Timeout);
+            }
         };
+        last_heard = Instant::now();
         let text = match frame {
             None => return End::Lost(ErrorKind::Closed),
             Some(Err(_)) => return End::Lost(ErrorKind::Io),
@@ -59,7 +70,14 @@ async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
             Some(Ok(_)) => continue,
         };
         let step = match decode_packet(text.as_str()) {
-            Ok(packet) => on_packet(packet, rx, Instant::now()),
+            Ok(packet) => {
+                if let EioPacket::Open(json) = packet {
+                    heartbeat = parse_open(json)
+                        .ok()
+                        .map(|o| Duration::from_millis(o.ping_interval + o.ping_timeout));
+                }
+                on_packet(packet, rx, last_heard)
+            }
             Err(_) => {
                 rx.error(ErrorKind::Protocol);
                 continue;
