@@ -198,6 +198,16 @@ pub async fn watchdog(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Any /metrics text (a target's, so anything): a number or nothing, never a panic.
+        #[test]
+        fn any_metrics_text_reads_or_is_ignored(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = ServerMetrics::parse(&text);
+            let _ = metric_value(&text, "process_cpu_seconds_total");
+        }
+    }
+
     #[test]
     fn reads_unlabelled_prometheus_samples() {
         let text = "# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.25\nprocess_resident_memory_bytes 2.5e7\nfoo{a=\"b\"} 3\n";

@@ -199,4 +199,15 @@ mod tests {
         );
         assert!(deliver_item("[1]", &mut rx, Instant::now()).is_err());
     }
+
+    proptest::proptest! {
+        /// Any poll answer or event payload (a target's, so anything): a list applied, or a
+        /// protocol error, never a panic.
+        #[test]
+        fn any_answer_is_applied_or_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let mut rx = receiver();
+            let _ = ListCursor::default().apply(&bytes, &mut rx, Instant::now());
+            let _ = deliver_item(&String::from_utf8_lossy(&bytes), &mut rx, Instant::now());
+        }
+    }
 }

@@ -5,6 +5,9 @@ mod messages;
 mod pages;
 mod track;
 
+#[cfg(test)]
+mod fuzz;
+
 use axum::Router;
 use axum::routing::get;
 
