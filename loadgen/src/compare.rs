@@ -313,6 +313,7 @@ fn failed_run(spec: &StrategySpec, scenario: &Scenario, detail: String) -> RunRe
         resources: Default::default(),
         generator_error: Default::default(),
         polls: None,
+        outages: Default::default(),
         saturated: false,
         warnings: Vec::new(),
     }

@@ -120,6 +120,11 @@ impl Receiver {
         self.ctx.counters.receiver_requests.fetch_add(1, Relaxed);
     }
 
+    /// The server's log started again (its ids restarted): this receiver read it anew.
+    pub fn log_restarted(&self) {
+        self.ctx.counters.log_restarts.fetch_add(1, Relaxed);
+    }
+
     pub fn empty_poll(&self) {
         self.ctx.counters.empty_polls.fetch_add(1, Relaxed);
     }

@@ -143,6 +143,37 @@ impl DeathNote {
     }
 }
 
+/// Windows in which the target did not answer its health checks (shorter than [`DEAD_AFTER`],
+/// or the run would have ended): a restart, a stall. Each is `(from, to)`; `to` is `None` while
+/// the outage lasts.
+#[derive(Debug, Default)]
+pub struct Outages(Mutex<Vec<(Instant, Option<Instant>)>>);
+
+impl Outages {
+    fn failed(&self, at: Instant) {
+        let mut windows = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.last().is_none_or(|(_, to)| to.is_some()) {
+            windows.push((at, None));
+        }
+    }
+
+    fn answered(&self, at: Instant) {
+        let mut windows = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, to @ None)) = windows.last_mut() {
+            *to = Some(at);
+        }
+    }
+
+    /// The windows, an open one closed at `end`.
+    pub fn windows(&self, end: Instant) -> Vec<(Instant, Instant)> {
+        let windows = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        windows
+            .iter()
+            .map(|(f, t)| (*f, t.unwrap_or(end)))
+            .collect()
+    }
+}
+
 /// Watches the target until `stop`: a child that exits, or a target that does not answer
 /// `/metrics` for [`DEAD_AFTER`], is recorded in `note` and `abort` is cancelled. Returns the
 /// highest resident memory /metrics reported.
@@ -152,6 +183,7 @@ pub async fn watchdog(
     stop: CancellationToken,
     abort: CancellationToken,
     note: &DeathNote,
+    outages: &Outages,
 ) -> Option<u64> {
     let child_exit = async {
         match child {
@@ -178,6 +210,7 @@ pub async fn watchdog(
         match scrape(&mut conn).await {
             Ok(m) => {
                 last_ok = Instant::now();
+                outages.answered(last_ok);
                 peak_rss = peak_rss.max(m.rss_bytes);
             }
             Err(_) if abort.is_cancelled() => return peak_rss,
@@ -189,7 +222,7 @@ pub async fn watchdog(
                 abort.cancel();
                 return peak_rss;
             }
-            Err(_) => {}
+            Err(_) => outages.failed(Instant::now()),
         }
     }
 }

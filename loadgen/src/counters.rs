@@ -103,6 +103,9 @@ pub struct Counters {
     pub duplicates: AtomicU64,
     /// A receiver saw a probe after a later probe of the same sender.
     pub out_of_order: AtomicU64,
+    /// Times a receiver found its cursor ahead of the server's log (a restarted server whose
+    /// ids started again) and read the log anew.
+    pub log_restarts: AtomicU64,
     /// Receivers currently connected (up after their handshake, down when they give up).
     pub connected: AtomicU64,
     errors: [AtomicU64; ErrorKind::ALL.len()],

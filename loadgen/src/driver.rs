@@ -194,6 +194,7 @@ async fn run_on(
         .clone()
         .map(|bar| tokio::spawn(progress::follow(bar, ctx.clone(), phase_rx)));
     let note = DeathNote::default();
+    let outages = control::Outages::default();
     let stop_watch = CancellationToken::new();
     let watch_conn = HttpConn::new(ctx.target.clone(), ctx.counters.control_wire.clone());
     let watchdog = control::watchdog(
@@ -202,6 +203,7 @@ async fn run_on(
         stop_watch.clone(),
         ctx.abort.clone(),
         &note,
+        &outages,
     );
     let runtime = tokio::runtime::Handle::current();
     let workers = runtime.metrics().num_workers();
@@ -235,6 +237,19 @@ async fn run_on(
         facts.clients.connected,
     );
     facts.target = server.label();
+    let ms_since = |t: Instant| {
+        t.saturating_duration_since(ctx.recorder.epoch())
+            .as_secs_f64()
+            * 1e3
+    };
+    facts.outages = outages
+        .windows(Instant::now())
+        .into_iter()
+        .map(|(from, to)| results::OutageWindow {
+            from_ms: ms_since(from),
+            to_ms: ms_since(to),
+        })
+        .collect();
     if let Some(lag) = loop_lag {
         lag.finish().await;
     }
@@ -307,6 +322,7 @@ async fn run_phases(
         other_cpu_percent,
         outcome: results::Outcome::Completed,
         target: String::new(),
+        outages: Vec::new(),
         loop_lag: at_to.loop_lag.clone(),
         threads: thread_cpu::busiest_between(&at_from.threads, &at_to.threads, window),
         seed: 0,

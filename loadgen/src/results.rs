@@ -151,6 +151,10 @@ pub struct RunResult {
     /// Poll and long-poll strategies: the server's share of each poll, and stale answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub polls: Option<PollStats>,
+    /// When the target stopped answering its health checks (restarts, stalls) and what the
+    /// receivers saw of it.
+    #[serde(default)]
+    pub outages: Outages,
     /// True when any warning says the generator, not the server, may have limited the numbers.
     pub saturated: bool,
     pub warnings: Vec<Warning>,
@@ -541,6 +545,23 @@ pub struct ThreadCpuUsage {
     pub cpu_percent: f64,
 }
 
+/// The target's outages during a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outages {
+    /// Windows in which the target did not answer its health checks (every 500 ms), ms since the
+    /// run's start. Longer than 2 s ends the run as `server_died`.
+    pub windows: Vec<OutageWindow>,
+    /// Times a receiver found its cursor ahead of the server's log (an in-memory server that
+    /// restarted, its ids starting again) and read the new log from its start.
+    pub log_restarts_seen: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutageWindow {
+    pub from_ms: f64,
+    pub to_ms: f64,
+}
+
 /// What the polls themselves show about the server (poll and long-poll strategies).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PollStats {
@@ -630,6 +651,12 @@ pub enum Warning {
     /// Poll answers that left out a message accepted before the poll was sent.
     StaleAnswers {
         count: u64,
+    },
+    /// The target stopped answering for a while (a restart, a stall) and came back.
+    TargetOutage {
+        count: u64,
+        longest_ms: f64,
+        log_restarts_seen: u64,
     },
     ServerUsageUnavailable,
     FellBackToFullList,
@@ -731,6 +758,21 @@ impl fmt::Display for Warning {
             Warning::StaleAnswers { count } => write!(
                 f,
                 "{count} poll answers left out a message the server had already accepted when the poll was sent: the server serves stale data"
+            ),
+            Warning::TargetOutage {
+                count,
+                longest_ms,
+                log_restarts_seen,
+            } => write!(
+                f,
+                "the target stopped answering {count} time(s), for up to {longest_ms:.0} ms{}: sends in the outage failed and receivers reconnected; see outages",
+                if *log_restarts_seen > 0 {
+                    format!(
+                        ", and its log started again ({log_restarts_seen} receivers read it anew)"
+                    )
+                } else {
+                    String::new()
+                }
             ),
             Warning::ServerUsageUnavailable => write!(
                 f,

@@ -57,6 +57,8 @@ pub struct RunFacts {
     pub other_cpu_percent: Option<f64>,
     pub outcome: Outcome,
     pub target: String,
+    /// Windows in which the target did not answer its health checks.
+    pub outages: Vec<crate::results::OutageWindow>,
     /// Runtime wait of handed-over tasks over the window.
     pub loop_lag: Option<LoopLagReport>,
     /// The generator's threads over the window, busiest first.
@@ -160,6 +162,17 @@ pub fn assemble(
         latency.corrected.p50_us,
         latency.corrected.p50_us,
     ));
+    if !facts.outages.is_empty() {
+        warnings.push(Warning::TargetOutage {
+            count: facts.outages.len() as u64,
+            longest_ms: facts
+                .outages
+                .iter()
+                .map(|o| o.to_ms - o.from_ms)
+                .fold(0.0, f64::max),
+            log_restarts_seen: ctx.counters.log_restarts.load(Relaxed),
+        });
+    }
     if let Some(p) = polls.as_ref().filter(|p| p.stale_answers > 0) {
         warnings.push(Warning::StaleAnswers {
             count: p.stale_answers,
@@ -179,6 +192,10 @@ pub fn assemble(
         resources,
         generator_error,
         polls,
+        outages: crate::results::Outages {
+            windows: facts.outages.clone(),
+            log_restarts_seen: ctx.counters.log_restarts.load(Relaxed),
+        },
         saturated: warnings.iter().any(Warning::is_saturation),
         warnings,
     }

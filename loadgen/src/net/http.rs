@@ -199,10 +199,24 @@ impl HttpConn {
     /// `GET path` and its whole body; any status but 200 is an error. The timeout covers the
     /// request and, separately, the body.
     pub async fn get_ok(&mut self, path: &str, timeout: Duration) -> Result<Bytes, HttpError> {
+        self.get_list(path, timeout).await.map(|a| a.body)
+    }
+
+    /// [`HttpConn::get_ok`] for a message list: the body, and the server's latest id when it
+    /// says the cursor was ahead of its log (`X-Pushpoll-Latest-Id`, e.g. after a restart).
+    pub async fn get_list(
+        &mut self,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<ListAnswer, HttpError> {
         let build = |t: &TargetAddr| t.request(Method::GET, path).body(Full::default());
         let resp = self.send(build, true, timeout).await?;
+        let latest_id = latest_id_header(resp.headers());
         match resp.status() {
-            http::StatusCode::OK => collect_body(resp, timeout).await,
+            http::StatusCode::OK => Ok(ListAnswer {
+                body: collect_body(resp, timeout).await?,
+                latest_id,
+            }),
             status => {
                 // Read the body anyway so the keep-alive connection stays usable.
                 collect_body(resp, timeout).await?;
@@ -215,6 +229,25 @@ impl HttpConn {
     pub fn close(&mut self) {
         self.sender = None;
     }
+}
+
+/// A message list answer.
+#[derive(Debug, Clone)]
+pub struct ListAnswer {
+    pub body: Bytes,
+    /// `X-Pushpoll-Latest-Id`: the cursor sent was ahead of the server's log.
+    pub latest_id: Option<u64>,
+}
+
+/// The chat server's signal that a cursor is ahead of its log (its ids started again).
+pub const LATEST_ID_HEADER: &str = "x-pushpoll-latest-id";
+
+/// The value of [`LATEST_ID_HEADER`], if present and a number.
+pub fn latest_id_header(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(LATEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Reads a whole response body, at most [`MAX_BODY_BYTES`] of it.

@@ -5,4 +5,6 @@ mod counting;
 mod http;
 
 pub use counting::CountingStream;
-pub use http::{HttpConn, HttpError, TargetAddr, collect_body, connect_tcp};
+pub use http::{
+    HttpConn, HttpError, ListAnswer, TargetAddr, collect_body, connect_tcp, latest_id_header,
+};

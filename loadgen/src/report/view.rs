@@ -265,6 +265,9 @@ impl<'a> RunView<'a> {
         if self.run.polls.as_ref().is_some_and(|p| p.stale_answers > 0) {
             flags.push("stale answers".to_string());
         }
+        if !self.run.outages.windows.is_empty() {
+            flags.push("target outage".to_string());
+        }
         flags
     }
 }

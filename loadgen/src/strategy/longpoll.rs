@@ -33,12 +33,16 @@ pub async fn run(wait: Duration, start_id: u64, mut rx: Receiver) {
         rx.request();
         let requested = Instant::now();
         let answer = tokio::select! {
-            a = conn.get_ok(&path, wait + WAIT_SLACK) => a,
+            a = conn.get_list(&path, wait + WAIT_SLACK) => a,
             _ = rx.stopped().cancelled() => return,
         };
         let ok = match answer {
-            Ok(body) => {
-                let ok = apply(&mut cursor, &body, &mut rx);
+            Ok(answer) => {
+                if cursor.restart_if_ahead(answer.latest_id) {
+                    rx.log_restarted();
+                    continue;
+                }
+                let ok = apply(&mut cursor, &answer.body, &mut rx);
                 // A long poll sent after a probe was accepted must answer with it at once.
                 rx.check_stale(requested);
                 ok

@@ -52,6 +52,17 @@ impl ListCursor {
         self.apply_via(body, rx, now, Via::Live)
     }
 
+    /// The server said the cursor is ahead of its log (`X-Pushpoll-Latest-Id`): its ids started
+    /// again (a restart of an in-memory server). Reads the new log from its start, as the chat
+    /// page does; true when that happened.
+    pub fn restart_if_ahead(&mut self, latest_id: Option<u64>) -> bool {
+        let ahead = latest_id.is_some_and(|latest| latest < self.last_id);
+        if ahead {
+            self.last_id = 0;
+        }
+        ahead
+    }
+
     /// [`ListCursor::apply`], saying how the list reached the receiver.
     pub fn apply_via(
         &mut self,
@@ -70,6 +81,11 @@ impl ListCursor {
             }
             self.seen_len = self.seen_len.max(items.len());
         } else {
+            // A whole list whose newest id is below the cursor: the log started again.
+            let newest = items.iter().filter_map(|i| i.id).max();
+            if newest.is_some_and(|n| n < self.last_id) {
+                self.last_id = 0;
+            }
             for item in &items {
                 let id = item.id.unwrap_or_default();
                 if id > self.last_id {

@@ -108,7 +108,7 @@ impl Poller {
     pub(crate) async fn poll_once(&mut self, rx: &mut Receiver) {
         rx.request();
         let requested = Instant::now();
-        let answer = self.fetch().await;
+        let answer = self.fetch(rx).await;
         if answer.is_ok() {
             // The server's share of the poll: request to answer read (connect included when
             // the keep-alive connection had to be reopened).
@@ -129,7 +129,7 @@ impl Poller {
     }
 
     /// The body of a 200 answer, or `None` for 304 Not Modified.
-    async fn fetch(&mut self) -> Result<Option<bytes::Bytes>, HttpError> {
+    async fn fetch(&mut self, rx: &Receiver) -> Result<Option<bytes::Bytes>, HttpError> {
         let path = self.path();
         let etag = self.etag.clone().filter(|_| self.use_etag);
         let build = |t: &crate::net::TargetAddr| {
@@ -141,6 +141,12 @@ impl Poller {
         };
         let resp = self.conn.send(build, true, self.timeout).await?;
         let status = resp.status();
+        if self
+            .cursor
+            .restart_if_ahead(crate::net::latest_id_header(resp.headers()))
+        {
+            rx.log_restarted();
+        }
         if self.use_etag {
             self.etag = resp.headers().get(header::ETAG).cloned();
         }

@@ -101,27 +101,31 @@ pub async fn catch_up_if_needed(rx: &mut Receiver, start_id: Option<u64>) {
     let Some(start_id) = start_id else {
         return;
     };
-    let since = rx.last_id().unwrap_or(start_id).max(start_id);
-    let mut conn = HttpConn::new(rx.ctx.target.clone(), rx.ctx.counters.receiver_wire.clone());
-    rx.request();
-    let path = format!("/messages?since={since}");
-    let answer = tokio::select! {
-        a = conn.get_ok(&path, REQUEST_TIMEOUT) => a,
-        _ = rx.stopped().cancelled() => return,
+    let mut cursor = ListCursor {
+        last_id: rx.last_id().unwrap_or(start_id).max(start_id),
+        seen_len: 0,
     };
-    match answer {
-        Ok(body) => {
-            let mut cursor = ListCursor {
-                last_id: since,
-                seen_len: 0,
-            };
-            if cursor
-                .apply_via(&body, rx, Instant::now(), Via::Catchup)
-                .is_err()
-            {
-                rx.error(ErrorKind::Protocol);
+    let mut conn = HttpConn::new(rx.ctx.target.clone(), rx.ctx.counters.receiver_wire.clone());
+    // Twice at most: a cursor ahead of a restarted server's log is read again from the start.
+    for _ in 0..2 {
+        rx.request();
+        let path = format!("/messages?since={}", cursor.last_id);
+        let answer = tokio::select! {
+            a = conn.get_list(&path, REQUEST_TIMEOUT) => a,
+            _ = rx.stopped().cancelled() => return,
+        };
+        match answer {
+            Ok(answer) if cursor.restart_if_ahead(answer.latest_id) => rx.log_restarted(),
+            Ok(answer) => {
+                if cursor
+                    .apply_via(&answer.body, rx, Instant::now(), Via::Catchup)
+                    .is_err()
+                {
+                    rx.error(ErrorKind::Protocol);
+                }
+                return;
             }
+            Err(e) => return rx.error(e.kind()),
         }
-        Err(e) => rx.error(e.kind()),
     }
 }

@@ -154,6 +154,7 @@ pub fn run(spec: StrategySpec, seed: u64) -> RunResult {
         },
         generator_error: Default::default(),
         polls: None,
+        outages: Default::default(),
         saturated,
         warnings,
         strategy: spec,
