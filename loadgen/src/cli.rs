@@ -37,6 +37,10 @@ pub enum Command {
     /// Re-render the reports of result folders from their results.json (no re-run); several
     /// folders are merged side by side.
     Report(crate::report::command::ReportArgs),
+    /// Find the largest client count the server holds for one strategy: doubling from
+    /// --clients until a step breaks (p99 above --p99, any loss, or the generator's own health),
+    /// then bisecting. Writes one run folder per step, capacity.json and capacity.md.
+    Capacity(crate::capacity::CapacityArgs),
 }
 
 /// The load every strategy of a run or sweep shares.

@@ -155,7 +155,7 @@ pub fn default_out() -> PathBuf {
     Path::new("reports").join(format!("compare-{}", unix_now()))
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -26,6 +26,7 @@
 
 pub mod bench_support;
 pub mod bootstrap;
+pub mod capacity;
 pub mod cli;
 pub mod codec;
 pub mod compare;

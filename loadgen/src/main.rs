@@ -57,6 +57,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("{}", sweep.summary());
                 Ok(sweep.exit_code())
             }
+            Command::Capacity(args) => {
+                let (capacity, out) = loadgen::capacity::run(&args).await?;
+                println!("{}", capacity.summary());
+                println!("steps and verdict in {}", out.display());
+                Ok(if capacity.largest_held.is_some() {
+                    0
+                } else {
+                    1
+                })
+            }
             Command::Report(args) => {
                 let (out, written) = loadgen::report::command::run(&args)?;
                 println!("wrote {} files to {}", written.len(), out.display());

@@ -1,0 +1,587 @@
+//! `loadgen capacity`: the largest number of clients a server holds for one strategy, found by
+//! measuring. The client count doubles from `--clients` until a run breaks, then the bracket
+//! between the last count that held and the first that broke is bisected down to `--resolution`.
+//!
+//! A run *holds* when it completed, every client connected, every expected message arrived
+//! (no failed send), its p99 stayed within `--p99`, and the generator stayed healthy (no
+//! warning that the generator or the machine, rather than the server, shaped the figures). It
+//! pushes the server to overload on purpose, so it relies on the overload accounting: a failed
+//! send is loss, a missing pair a censored sample, an outage a warning.
+//!
+//! The folder gets one ordinary run folder per step (`steps/LABEL-N/`, renderable with
+//! `loadgen report`) and `capacity.json` / `capacity.md` with the search and its verdict.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::driver::{RunError, RunHooks};
+use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION, Warning};
+use crate::scenario::{Scenario, StrategySpec, parse_duration};
+
+/// Find the largest client count a server holds for one strategy.
+///
+/// `--clients` is where the search starts; it doubles from there until a run breaks, then
+/// bisects. Every other scenario flag applies to every step.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("clients", |a| a.default_value("100").help("Client count of the first step (doubled until a step breaks)")),
+    mut_arg("duration", |a| a.default_value("15s")),
+    mut_arg("warmup", |a| a.default_value("3s")),
+    mut_arg("drain", |a| a.default_value("5s"))
+)]
+pub struct CapacityArgs {
+    /// The strategy whose capacity is searched.
+    #[arg(long, default_value = "socketio")]
+    pub strategy: StrategySpec,
+    /// Latency target: a step holds only if its p99 (from the intended send time) is within it.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub p99: Duration,
+    /// The largest client count to try (a server that holds it is reported as holding at least
+    /// that many).
+    #[arg(long, default_value = "16000")]
+    pub max_clients: NonZeroUsize,
+    /// Bisection stops when the bracket is narrower than this share of the count that held.
+    #[arg(long, default_value_t = 0.05)]
+    pub resolution: f64,
+    #[command(flatten)]
+    pub scenario: crate::cli::ScenarioArgs,
+    /// Output folder [default: reports/capacity-LABEL-<unix time>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CapacityError {
+    #[error(transparent)]
+    Scenario(#[from] crate::cli::ScenarioError),
+    #[error("--resolution must be between 0 and 1 (a share of the client count), got {0}")]
+    Resolution(f64),
+    #[error("--clients ({start}) must not exceed --max-clients ({max})")]
+    StartAboveMax { start: usize, max: usize },
+    #[error("--p99 must be longer than zero")]
+    ZeroTarget,
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install the Ctrl-C handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// What the search is asked to find.
+#[derive(Debug, Clone)]
+pub struct Search {
+    pub strategy: StrategySpec,
+    pub p99: Duration,
+    pub start: usize,
+    pub max: usize,
+    pub resolution: f64,
+}
+
+/// Why a step did not hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Broke {
+    /// The run did not complete (the server died, the run failed or was interrupted).
+    Outcome {
+        detail: String,
+    },
+    ClientsFailed {
+        failed: u64,
+        planned: u64,
+    },
+    /// Messages were lost (missing pairs, failed sends included).
+    Loss {
+        missing: u64,
+        expected: u64,
+    },
+    P99 {
+        p99_us: u64,
+        target_us: u64,
+    },
+    /// The generator (or the machine it shares with the server) shaped the figures: the
+    /// server's capacity cannot be told from this run.
+    GeneratorHealth {
+        warning: String,
+    },
+}
+
+impl fmt::Display for Broke {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Broke::Outcome { detail } => write!(f, "the run did not complete: {detail}"),
+            Broke::ClientsFailed { failed, planned } => {
+                write!(f, "{failed} of {planned} clients could not connect")
+            }
+            Broke::Loss { missing, expected } => {
+                write!(f, "{missing} of {expected} expected deliveries were lost")
+            }
+            Broke::P99 { p99_us, target_us } => write!(
+                f,
+                "p99 {:.1} ms is above the target {:.1} ms",
+                *p99_us as f64 / 1000.0,
+                *target_us as f64 / 1000.0
+            ),
+            Broke::GeneratorHealth { warning } => {
+                write!(f, "the generator's own health broke: {warning}")
+            }
+        }
+    }
+}
+
+/// Whether one run held, and if not, the first reason (in the order of [`Broke`]).
+pub fn verdict(run: &RunResult, target: Duration) -> Result<(), Broke> {
+    if run.outcome != Outcome::Completed {
+        return Err(Broke::Outcome {
+            detail: run.outcome.to_string(),
+        });
+    }
+    if run.clients.failed > 0 {
+        return Err(Broke::ClientsFailed {
+            failed: run.clients.failed,
+            planned: run.clients.planned,
+        });
+    }
+    let d = &run.delivery;
+    if d.missing > 0 || d.probes_failed > 0 || d.probes_unanswered > 0 {
+        return Err(Broke::Loss {
+            missing: d.missing,
+            expected: d.expected,
+        });
+    }
+    let target_us = u64::try_from(target.as_micros()).unwrap_or(u64::MAX);
+    let p99_us = run.latency.corrected.p99_us;
+    if p99_us > target_us {
+        return Err(Broke::P99 { p99_us, target_us });
+    }
+    if let Some(w) = run.warnings.iter().find(|w| is_generator_health(w)) {
+        return Err(Broke::GeneratorHealth {
+            warning: w.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Warnings that say the figures are the generator's (or the shared machine's), not the server's.
+fn is_generator_health(w: &Warning) -> bool {
+    matches!(
+        w,
+        Warning::GeneratorSaturated { .. }
+            | Warning::MachineSaturated { .. }
+            | Warning::OtherCpuLoad { .. }
+            | Warning::GeneratorLag { .. }
+            | Warning::ThreadSaturated { .. }
+            | Warning::LateSends { .. }
+            | Warning::LatePolls { .. }
+            | Warning::SendRateBelowPlan { .. }
+            | Warning::PollRateBelowPlan { .. }
+    )
+}
+
+/// One measured step of the search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub clients: usize,
+    pub held: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broke: Option<Broke>,
+    pub p99_us: u64,
+    pub p50_us: u64,
+    pub missing: u64,
+    /// The step's run folder, relative to the capacity folder.
+    pub folder: String,
+}
+
+/// The search's verdict: `capacity.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Capacity {
+    pub schema_version: u32,
+    pub strategy: StrategySpec,
+    pub target: String,
+    pub p99_target_us: u64,
+    /// The largest client count that held (`None`: not even the smallest tried).
+    pub largest_held: Option<usize>,
+    /// The smallest count that broke above `largest_held`, and why (`None`: `max` held).
+    pub broke_at: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broke_because: Option<Broke>,
+    /// The search reached `--max-clients` with every step holding.
+    pub reached_max: bool,
+    pub interrupted: bool,
+    pub steps: Vec<Step>,
+}
+
+impl Capacity {
+    /// One paragraph for a person.
+    pub fn summary(&self) -> String {
+        let label = self.strategy.label();
+        let target = self.p99_target_us as f64 / 1000.0;
+        let mut text = match (self.largest_held, self.broke_at, &self.broke_because) {
+            (Some(n), _, _) if self.reached_max => format!(
+                "{label}: held every step up to --max-clients {n} (p99 ≤ {target} ms, no loss): the capacity is at least {n}"
+            ),
+            (Some(n), Some(b), Some(why)) => format!(
+                "{label}: capacity {n} clients at p99 ≤ {target} ms with no loss; {b} clients broke it: {why}"
+            ),
+            (None, Some(b), Some(why)) => {
+                format!("{label}: even {b} clients broke it: {why}; no client count held")
+            }
+            _ => format!("{label}: no step completed"),
+        };
+        if self.interrupted {
+            text.push_str(" (interrupted: the search stopped early)");
+        }
+        text
+    }
+}
+
+/// The search itself, over any runner (tests pass a fake one): doubling from `start` while
+/// steps hold, halving from `start` while they break, then bisecting the bracket.
+pub async fn search<F>(s: &Search, cancel: &CancellationToken, mut step: F) -> Capacity
+where
+    F: AsyncFnMut(usize) -> Step,
+{
+    let mut steps: Vec<Step> = Vec::new();
+    let mut held: Option<usize> = None;
+    let mut broke: Option<(usize, Option<Broke>)> = None;
+    let mut next = Some(s.start.clamp(1, s.max));
+    while let Some(n) = next {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let result = step(n).await;
+        let ok = result.held;
+        if ok {
+            held = held.max(Some(n));
+        } else if broke.as_ref().is_none_or(|(b, _)| n < *b) {
+            broke = Some((n, result.broke.clone()));
+        }
+        steps.push(result);
+        next = next_count(s, held, broke.as_ref().map(|(b, _)| *b));
+    }
+    let reached_max = held == Some(s.max);
+    let (broke_at, broke_because) = match broke {
+        Some((n, why)) => (Some(n), why),
+        None => (None, None),
+    };
+    Capacity {
+        schema_version: SCHEMA_VERSION,
+        strategy: s.strategy.clone(),
+        target: String::new(),
+        p99_target_us: u64::try_from(s.p99.as_micros()).unwrap_or(u64::MAX),
+        largest_held: held,
+        broke_at,
+        broke_because,
+        reached_max,
+        interrupted: cancel.is_cancelled(),
+        steps,
+    }
+}
+
+/// The next client count to try, or `None` when the answer is known to `resolution`.
+fn next_count(s: &Search, held: Option<usize>, broke: Option<usize>) -> Option<usize> {
+    match (held, broke) {
+        // Still climbing: double, up to the maximum.
+        (Some(h), None) if h < s.max => Some((h * 2).min(s.max)),
+        (Some(_), None) => None,
+        // Nothing held yet: halve, down to one client.
+        (None, Some(1)) => None,
+        (None, Some(b)) => Some((b / 2).max(1)),
+        (Some(h), Some(b)) => {
+            let width = b.saturating_sub(h);
+            let enough = ((h as f64 * s.resolution).ceil() as usize).max(1);
+            (width > enough).then(|| h + width / 2)
+        }
+        (None, None) => Some(s.start.clamp(1, s.max)),
+    }
+}
+
+/// `loadgen capacity`: validates, searches (Ctrl-C stops it, keeping what was measured), writes
+/// the folder, and returns the verdict.
+pub async fn run(args: &CapacityArgs) -> Result<(Capacity, PathBuf), CapacityError> {
+    let scenario = args.scenario.to_scenario()?;
+    let search = Search {
+        strategy: args.strategy.clone(),
+        p99: args.p99,
+        start: args.scenario.clients.get(),
+        max: args.max_clients.get(),
+        resolution: args.resolution,
+    };
+    validate(&search)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        Path::new("reports").join(format!(
+            "capacity-{}-{}",
+            search.strategy.label().replace('@', "-"),
+            crate::compare::unix_now()
+        ))
+    });
+    let cancel = CancellationToken::new();
+    crate::compare::cancel_on_ctrl_c(cancel.clone()).map_err(CapacityError::Signal)?;
+    eprintln!(
+        "capacity: {} from {} clients, p99 ≤ {} ms; steps in {} (Ctrl-C stops and keeps what was measured)",
+        search.strategy.label(),
+        search.start,
+        search.p99.as_secs_f64() * 1000.0,
+        out.display()
+    );
+    let capacity = run_search(&search, &scenario, &out, cancel, None).await?;
+    Ok((capacity, out))
+}
+
+fn validate(s: &Search) -> Result<(), CapacityError> {
+    if !(s.resolution > 0.0 && s.resolution < 1.0) {
+        return Err(CapacityError::Resolution(s.resolution));
+    }
+    if s.start > s.max {
+        return Err(CapacityError::StartAboveMax {
+            start: s.start,
+            max: s.max,
+        });
+    }
+    if s.p99.is_zero() {
+        return Err(CapacityError::ZeroTarget);
+    }
+    Ok(())
+}
+
+/// The search with the real driver; each step's run folder is written as soon as it ends.
+pub async fn run_search(
+    search: &Search,
+    scenario: &Scenario,
+    out: &Path,
+    cancel: CancellationToken,
+    server_exe: Option<PathBuf>,
+) -> Result<Capacity, CapacityError> {
+    validate(search)?;
+    std::fs::create_dir_all(out).map_err(|source| CapacityError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let mut failure: Option<CapacityError> = None;
+    // Cancelled by Ctrl-C (through `cancel`), or by a step whose run could not even start.
+    let stop = cancel.child_token();
+    let label = search.strategy.label().replace('@', "-");
+    let step = async |clients: usize| -> Step {
+        let scenario = Scenario {
+            clients: NonZeroUsize::new(clients).unwrap_or(NonZeroUsize::MIN),
+            ..scenario.clone()
+        };
+        let hooks = RunHooks {
+            progress: Some(crate::progress::default_bar(&format!(
+                "{} ×{clients}",
+                search.strategy.label()
+            ))),
+            cancel: cancel.clone(),
+            server_exe: server_exe.clone(),
+        };
+        let folder = format!("steps/{label}-{clients}");
+        let run = match crate::driver::run_strategy(&scenario, &search.strategy, &hooks).await {
+            Ok(run) => run,
+            Err(e) => {
+                let step = Step {
+                    clients,
+                    held: false,
+                    broke: Some(Broke::Outcome {
+                        detail: e.to_string(),
+                    }),
+                    p99_us: 0,
+                    p50_us: 0,
+                    missing: 0,
+                    folder: String::new(),
+                };
+                failure.get_or_insert(e.into());
+                stop.cancel();
+                return step;
+            }
+        };
+        let results = Results {
+            schema_version: SCHEMA_VERSION,
+            tool: crate::driver::tool_info(),
+            machine: crate::driver::machine_info(),
+            scenario,
+            started_unix: crate::compare::unix_now(),
+            runs: vec![run.clone()],
+        };
+        if let Err(e) = crate::report::write_all(&results, &out.join(&folder)) {
+            failure.get_or_insert(e.into());
+        }
+        let why = verdict(&run, search.p99).err();
+        eprintln!(
+            "  {clients} clients: {}",
+            why.as_ref()
+                .map_or_else(|| "held".to_string(), |w| format!("broke: {w}"))
+        );
+        Step {
+            clients,
+            held: why.is_none(),
+            broke: why,
+            p99_us: run.latency.corrected.p99_us,
+            p50_us: run.latency.corrected.p50_us,
+            missing: run.delivery.missing,
+            folder,
+        }
+    };
+    let mut capacity = self::search(search, &stop, step).await;
+    capacity.interrupted = cancel.is_cancelled();
+    if let Some(e) = failure {
+        // A run that could not even start (a bad --target, say) is the user's to fix, not a
+        // capacity limit.
+        if capacity.steps.iter().all(|s| s.folder.is_empty()) {
+            return Err(e);
+        }
+    }
+    capacity.target = scenario
+        .target
+        .clone()
+        .unwrap_or_else(|| "spawned".to_string());
+    write_verdict(&capacity, out)?;
+    Ok(capacity)
+}
+
+fn write_verdict(c: &Capacity, out: &Path) -> Result<(), CapacityError> {
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).map_err(|source| CapacityError::Write { path, source })
+    };
+    let json = serde_json::to_vec_pretty(c).map_err(|e| CapacityError::Write {
+        path: out.join("capacity.json"),
+        source: std::io::Error::other(e),
+    })?;
+    write("capacity.json", json)?;
+    write("capacity.md", markdown(c).into_bytes())
+}
+
+/// `capacity.md`: the verdict, then every step.
+pub fn markdown(c: &Capacity) -> String {
+    use std::fmt::Write as _;
+    let mut md = format!(
+        "# pushpoll capacity: {}\n\n{}\n\n- **target**: {}\n- **p99 target**: {} ms, no loss, a healthy generator\n\n| clients | held | p50 (ms) | p99 (ms) | missing | why it broke | run |\n| ---: | --- | ---: | ---: | ---: | --- | --- |\n",
+        c.strategy.label(),
+        c.summary(),
+        c.target,
+        c.p99_target_us as f64 / 1000.0
+    );
+    for s in &c.steps {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {:.2} | {} | {} | {} |",
+            s.clients,
+            if s.held { "yes" } else { "**no**" },
+            s.p50_us as f64 / 1000.0,
+            s.p99_us as f64 / 1000.0,
+            s.missing,
+            s.broke
+                .as_ref()
+                .map_or(String::new(), |b| b.to_string().replace('|', "\\|")),
+            s.folder
+        );
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn search_for(start: usize, max: usize) -> Search {
+        Search {
+            strategy: "socketio".parse().expect("spec"),
+            p99: Duration::from_millis(100),
+            start,
+            max,
+            resolution: 0.05,
+        }
+    }
+
+    /// A server that holds exactly `capacity` clients.
+    async fn find(start: usize, max: usize, capacity: usize) -> Capacity {
+        let cancel = CancellationToken::new();
+        search(&search_for(start, max), &cancel, async |n| Step {
+            clients: n,
+            held: n <= capacity,
+            broke: (n > capacity).then_some(Broke::P99 {
+                p99_us: 200_000,
+                target_us: 100_000,
+            }),
+            p99_us: 0,
+            p50_us: 0,
+            missing: 0,
+            folder: format!("steps/{n}"),
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn doubles_then_bisects_to_the_resolution() {
+        let c = find(100, 16_000, 437).await;
+        let counts: Vec<usize> = c.steps.iter().map(|s| s.clients).collect();
+        assert_eq!(&counts[..4], &[100, 200, 400, 800], "{counts:?}");
+        let held = c.largest_held.expect("held");
+        let broke = c.broke_at.expect("broke");
+        assert!(held <= 437 && broke > 437, "{held} {broke}");
+        assert!(
+            broke - held <= (held as f64 * 0.05).ceil() as usize,
+            "{held} {broke}"
+        );
+        assert!(matches!(c.broke_because, Some(Broke::P99 { .. })));
+        assert!(!c.reached_max && !c.interrupted);
+        assert!(c.summary().contains(&format!("capacity {held} clients")));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_holds_everything_is_at_least_the_maximum() {
+        let c = find(100, 1_000, usize::MAX).await;
+        let counts: Vec<usize> = c.steps.iter().map(|s| s.clients).collect();
+        assert_eq!(counts, [100, 200, 400, 800, 1_000]);
+        assert_eq!(c.largest_held, Some(1_000));
+        assert!(c.reached_max);
+        assert!(c.summary().contains("at least 1000"), "{}", c.summary());
+    }
+
+    #[tokio::test]
+    async fn a_first_step_that_breaks_halves_down() {
+        let c = find(100, 1_000, 10).await;
+        let counts: Vec<usize> = c.steps.iter().map(|s| s.clients).collect();
+        assert_eq!(&counts[..4], &[100, 50, 25, 12], "{counts:?}");
+        assert_eq!(c.largest_held, Some(10));
+        assert_eq!(c.broke_at, Some(11));
+        let none = find(4, 100, 0).await;
+        assert_eq!(none.largest_held, None);
+        assert_eq!(none.broke_at, Some(1));
+        assert!(
+            none.summary().contains("no client count held"),
+            "{}",
+            none.summary()
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_flag() {
+        let mut s = search_for(100, 50);
+        assert!(matches!(
+            validate(&s),
+            Err(CapacityError::StartAboveMax { .. })
+        ));
+        s.max = 1_000;
+        s.resolution = 1.5;
+        assert!(
+            validate(&s)
+                .unwrap_err()
+                .to_string()
+                .contains("--resolution")
+        );
+        s.resolution = 0.05;
+        s.p99 = Duration::ZERO;
+        assert!(validate(&s).unwrap_err().to_string().contains("--p99"));
+    }
+}
