@@ -78,6 +78,9 @@ pub struct Faults {
     /// is due, without being sent it. What it misses until it is back (that message and every
     /// one stored before its next socket joins) is reachable only by a catch-up request.
     pub kick_socket: Option<(u64, u64)>,
+    /// Every Socket.IO message is sent after waiting this long per connected socket: a server
+    /// whose latency grows with its sockets, so its capacity at a p99 target is known.
+    pub delay_per_socket: Option<Duration>,
 }
 
 /// What the server injected and served, counted as it happened.
@@ -184,6 +187,7 @@ impl FaultyServer {
             streams_seen: AtomicU64::new(0),
             joining: Mutex::new(HashMap::new()),
             kicked_last_sent: Arc::new(Mutex::new(None)),
+            live_sockets: Arc::new(AtomicU64::new(0)),
             poll_conns: Mutex::new(HashMap::new()),
             stop: stop.clone(),
         }));
@@ -296,6 +300,8 @@ struct Inner {
     joining: Mutex<HashMap<Sid, (u64, u64)>>,
     /// After a kick: the id of the last message the kicked socket was sent.
     kicked_last_sent: Arc<Mutex<Option<u64>>>,
+    /// Sockets connected now (for `delay_per_socket`).
+    live_sockets: Arc<AtomicU64>,
     /// Per poll connection (peer address): the highest hold-back candidate already decided.
     poll_conns: Mutex<HashMap<SocketAddr, u64>>,
     stop: CancellationToken,
@@ -527,11 +533,22 @@ impl App {
             return;
         };
         bump(&self.log.sockets);
+        let live = self.live_sockets.clone();
+        live.fetch_add(1, Relaxed);
+        socket.on_disconnect(move || async move {
+            live.fetch_sub(1, Relaxed);
+        });
+        let delay_per_socket = self.faults.delay_per_socket;
+        let live = self.live_sockets.clone();
         let feed = self.feed(index, true);
         let log = self.log.clone();
         let kicked_last_sent = self.kicked_last_sent.clone();
         let mut follower = Follower::new(self, feed, cursor);
         while let Some(batch) = follower.next().await {
+            if let Some(d) = delay_per_socket {
+                let sockets = u32::try_from(live.load(Relaxed)).unwrap_or(u32::MAX);
+                tokio::time::sleep(d * sockets).await;
+            }
             for m in batch {
                 if socket.emit("message", &m.value).is_err() {
                     bump(&log.emit_errors);
