@@ -68,6 +68,8 @@ pub enum CapacityError {
     #[error(transparent)]
     Run(#[from] RunError),
     #[error(transparent)]
+    Sweep(#[from] crate::compare::CompareError),
+    #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error("cannot write {path}: {source}")]
     Write {
@@ -565,6 +567,49 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_sweep_table_has_a_row_per_strategy_with_its_verdict() {
+        let a = find(100, 16_000, 437).await;
+        let b = find(100, 1_000, usize::MAX).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_table(&[a.clone(), b], dir.path()).expect("written");
+        let md = std::fs::read_to_string(dir.path().join("capacity.md")).expect("read");
+        let held = a.largest_held.expect("held");
+        assert!(
+            md.contains(&format!("| socketio | 100 | {held} | ")),
+            "{md}"
+        );
+        assert!(md.contains("| ≥1000 | – |"), "{md}");
+        assert!(
+            md.contains("p99 200.0 ms is above the target 100.0 ms"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn compare_takes_a_capacity_target_and_its_maximum() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from([
+            "loadgen",
+            "compare",
+            "--capacity",
+            "50ms",
+            "--max-clients",
+            "800",
+        ])
+        .expect("parses");
+        let crate::cli::Command::Compare(args) = cli.command else {
+            panic!("not compare");
+        };
+        assert_eq!(args.capacity, Some(Duration::from_millis(50)));
+        assert_eq!(args.max_clients.get(), 800);
+        // --max-clients means nothing without --capacity.
+        assert!(
+            crate::cli::Cli::try_parse_from(["loadgen", "compare", "--max-clients", "800"])
+                .is_err()
+        );
+    }
+
     #[test]
     fn bad_settings_are_refused_with_the_flag() {
         let mut s = search_for(100, 50);
@@ -584,4 +629,65 @@ mod tests {
         s.p99 = Duration::ZERO;
         assert!(validate(&s).unwrap_err().to_string().contains("--p99"));
     }
+}
+
+/// `loadgen compare --capacity P99`: one capacity search per strategy of the sweep, each in
+/// `OUT/LABEL/`, and `OUT/capacity.md` with one row per strategy. Ctrl-C stops the sweep and
+/// keeps what was measured.
+pub async fn sweep(
+    args: &crate::compare::CompareArgs,
+    p99: Duration,
+) -> Result<Vec<Capacity>, CapacityError> {
+    let sweep = args.to_sweep()?;
+    let cancel = CancellationToken::new();
+    crate::compare::cancel_on_ctrl_c(cancel.clone()).map_err(CapacityError::Signal)?;
+    eprintln!(
+        "compare --capacity: {} strategies, p99 ≤ {} ms each; reports in {} (Ctrl-C stops and keeps what was measured)",
+        sweep.strategies.len(),
+        p99.as_secs_f64() * 1000.0,
+        sweep.out.display()
+    );
+    let mut found = Vec::new();
+    for strategy in &sweep.strategies {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let search = Search {
+            strategy: strategy.clone(),
+            p99,
+            start: sweep.scenario.clients.get(),
+            max: args.max_clients.get(),
+            resolution: 0.05,
+        };
+        let out = sweep.out.join(strategy.label().replace('@', "-"));
+        let capacity = run_search(&search, &sweep.scenario, &out, cancel.clone(), None).await?;
+        eprintln!("{}", capacity.summary());
+        found.push(capacity);
+        write_table(&found, &sweep.out)?;
+    }
+    Ok(found)
+}
+
+/// `capacity.md` of a sweep: one row per strategy.
+fn write_table(found: &[Capacity], out: &Path) -> Result<(), CapacityError> {
+    use std::fmt::Write as _;
+    let mut md = String::from(
+        "# pushpoll capacity per strategy\n\n| strategy | p99 target (ms) | capacity (clients) | broke at | why |\n| --- | ---: | ---: | ---: | --- |\n",
+    );
+    for c in found {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}{} | {} | {} |",
+            c.strategy.label(),
+            c.p99_target_us as f64 / 1000.0,
+            if c.reached_max { "≥" } else { "" },
+            c.largest_held.map_or("none".to_string(), |n| n.to_string()),
+            c.broke_at.map_or("–".to_string(), |n| n.to_string()),
+            c.broke_because
+                .as_ref()
+                .map_or(String::new(), |b| b.to_string().replace('|', "\\|"))
+        );
+    }
+    let path = out.join("capacity.md");
+    std::fs::write(&path, md).map_err(|source| CapacityError::Write { path, source })
 }

@@ -54,6 +54,14 @@ pub struct CompareArgs {
     /// [default: reports/compare-<unix time>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Instead of one run per strategy, search each strategy's capacity at this p99 target
+    /// (as `loadgen capacity` does, from --clients up): writes OUT/capacity.md with one row per
+    /// strategy and OUT/LABEL/ with each search's steps.
+    #[arg(long, value_name = "P99", value_parser = crate::scenario::parse_duration)]
+    pub capacity: Option<std::time::Duration>,
+    /// With --capacity: the largest client count to try.
+    #[arg(long, default_value = "16000", requires = "capacity")]
+    pub max_clients: std::num::NonZeroUsize,
 }
 
 impl CompareArgs {

@@ -52,6 +52,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 cli::serve_chat(args).await?;
                 Ok(0)
             }
+            Command::Compare(args) if args.capacity.is_some() => {
+                let p99 = args.capacity.unwrap_or_default();
+                let found = loadgen::capacity::sweep(&args, p99).await?;
+                for c in &found {
+                    println!("{}", c.summary());
+                }
+                Ok(if found.iter().all(|c| c.largest_held.is_some()) {
+                    0
+                } else {
+                    1
+                })
+            }
             Command::Compare(args) => {
                 let sweep = loadgen::compare::run(&args).await?;
                 println!("{}", sweep.summary());
