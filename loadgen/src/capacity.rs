@@ -491,6 +491,67 @@ pub fn markdown(c: &Capacity) -> String {
     md
 }
 
+/// `loadgen compare --capacity P99`: one capacity search per strategy of the sweep, each in
+/// `OUT/LABEL/`, and `OUT/capacity.md` with one row per strategy. Ctrl-C stops the sweep and
+/// keeps what was measured.
+pub async fn sweep(
+    args: &crate::compare::CompareArgs,
+    p99: Duration,
+) -> Result<Vec<Capacity>, CapacityError> {
+    let sweep = args.to_sweep()?;
+    let cancel = CancellationToken::new();
+    crate::compare::cancel_on_ctrl_c(cancel.clone()).map_err(CapacityError::Signal)?;
+    eprintln!(
+        "compare --capacity: {} strategies, p99 ≤ {} ms each; reports in {} (Ctrl-C stops and keeps what was measured)",
+        sweep.strategies.len(),
+        p99.as_secs_f64() * 1000.0,
+        sweep.out.display()
+    );
+    let mut found = Vec::new();
+    for strategy in &sweep.strategies {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let search = Search {
+            strategy: strategy.clone(),
+            p99,
+            start: sweep.scenario.clients.get(),
+            max: args.max_clients.get(),
+            resolution: 0.05,
+        };
+        let out = sweep.out.join(strategy.label().replace('@', "-"));
+        let capacity = run_search(&search, &sweep.scenario, &out, cancel.clone(), None).await?;
+        eprintln!("{}", capacity.summary());
+        found.push(capacity);
+        write_table(&found, &sweep.out)?;
+    }
+    Ok(found)
+}
+
+/// `capacity.md` of a sweep: one row per strategy.
+fn write_table(found: &[Capacity], out: &Path) -> Result<(), CapacityError> {
+    use std::fmt::Write as _;
+    let mut md = String::from(
+        "# pushpoll capacity per strategy\n\n| strategy | p99 target (ms) | capacity (clients) | broke at | why |\n| --- | ---: | ---: | ---: | --- |\n",
+    );
+    for c in found {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {}{} | {} | {} |",
+            c.strategy.label(),
+            c.p99_target_us as f64 / 1000.0,
+            if c.reached_max { "≥" } else { "" },
+            c.largest_held.map_or("none".to_string(), |n| n.to_string()),
+            c.broke_at.map_or("–".to_string(), |n| n.to_string()),
+            c.broke_because
+                .as_ref()
+                .map_or(String::new(), |b| b.to_string().replace('|', "\\|"))
+        );
+    }
+    let path = out.join("capacity.md");
+    std::fs::write(&path, md).map_err(|source| CapacityError::Write { path, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,65 +690,4 @@ mod tests {
         s.p99 = Duration::ZERO;
         assert!(validate(&s).unwrap_err().to_string().contains("--p99"));
     }
-}
-
-/// `loadgen compare --capacity P99`: one capacity search per strategy of the sweep, each in
-/// `OUT/LABEL/`, and `OUT/capacity.md` with one row per strategy. Ctrl-C stops the sweep and
-/// keeps what was measured.
-pub async fn sweep(
-    args: &crate::compare::CompareArgs,
-    p99: Duration,
-) -> Result<Vec<Capacity>, CapacityError> {
-    let sweep = args.to_sweep()?;
-    let cancel = CancellationToken::new();
-    crate::compare::cancel_on_ctrl_c(cancel.clone()).map_err(CapacityError::Signal)?;
-    eprintln!(
-        "compare --capacity: {} strategies, p99 ≤ {} ms each; reports in {} (Ctrl-C stops and keeps what was measured)",
-        sweep.strategies.len(),
-        p99.as_secs_f64() * 1000.0,
-        sweep.out.display()
-    );
-    let mut found = Vec::new();
-    for strategy in &sweep.strategies {
-        if cancel.is_cancelled() {
-            break;
-        }
-        let search = Search {
-            strategy: strategy.clone(),
-            p99,
-            start: sweep.scenario.clients.get(),
-            max: args.max_clients.get(),
-            resolution: 0.05,
-        };
-        let out = sweep.out.join(strategy.label().replace('@', "-"));
-        let capacity = run_search(&search, &sweep.scenario, &out, cancel.clone(), None).await?;
-        eprintln!("{}", capacity.summary());
-        found.push(capacity);
-        write_table(&found, &sweep.out)?;
-    }
-    Ok(found)
-}
-
-/// `capacity.md` of a sweep: one row per strategy.
-fn write_table(found: &[Capacity], out: &Path) -> Result<(), CapacityError> {
-    use std::fmt::Write as _;
-    let mut md = String::from(
-        "# pushpoll capacity per strategy\n\n| strategy | p99 target (ms) | capacity (clients) | broke at | why |\n| --- | ---: | ---: | ---: | --- |\n",
-    );
-    for c in found {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {}{} | {} | {} |",
-            c.strategy.label(),
-            c.p99_target_us as f64 / 1000.0,
-            if c.reached_max { "≥" } else { "" },
-            c.largest_held.map_or("none".to_string(), |n| n.to_string()),
-            c.broke_at.map_or("–".to_string(), |n| n.to_string()),
-            c.broke_because
-                .as_ref()
-                .map_or(String::new(), |b| b.to_string().replace('|', "\\|"))
-        );
-    }
-    let path = out.join("capacity.md");
-    std::fs::write(&path, md).map_err(|source| CapacityError::Write { path, source })
 }
