@@ -35,10 +35,19 @@ pub async fn run(mut rx: Receiver) {
             end = read_stream(body, &mut last_id, &mut rx) => end,
             _ = stop.cancelled() => return,
         };
-        rx.error(ended);
         conn.close();
-        if !pause(RECONNECT_BACKOFF, rx.stopped()).await {
-            return;
+        match ended {
+            // The server's log started again (its ids restarted): read it from its start now.
+            Ended::Reset => {
+                rx.log_restarted();
+                last_id = Some(0);
+            }
+            Ended::Lost(kind) => {
+                rx.error(kind);
+                if !pause(RECONNECT_BACKOFF, rx.stopped()).await {
+                    return;
+                }
+            }
         }
     }
 }
@@ -66,17 +75,20 @@ async fn open_stream(
     }
 }
 
+/// Why a stream ended.
+enum Ended {
+    Lost(ErrorKind),
+    /// `event: reset`: the receiver's cursor was ahead of the server's log.
+    Reset,
+}
+
 /// Reads events until the stream ends; returns why it ended.
-async fn read_stream(
-    mut body: Incoming,
-    last_id: &mut Option<u64>,
-    rx: &mut Receiver,
-) -> ErrorKind {
+async fn read_stream(mut body: Incoming, last_id: &mut Option<u64>, rx: &mut Receiver) -> Ended {
     let mut parser = SseParser::new();
     loop {
         let chunk = match body.frame().await {
-            None => return ErrorKind::Closed,
-            Some(Err(_)) => return ErrorKind::Io,
+            None => return Ended::Lost(ErrorKind::Closed),
+            Some(Err(_)) => return Ended::Lost(ErrorKind::Io),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => data,
                 Err(_) => continue,
@@ -84,7 +96,12 @@ async fn read_stream(
         };
         let now = Instant::now();
         let mut bad = false;
+        let mut reset = false;
         let parsed = parser.push(&chunk, |event| {
+            if event.event == "reset" {
+                reset = true;
+                return;
+            }
             if let Some(id) = event.id.and_then(|id| id.parse().ok()) {
                 *last_id = Some(id);
             }
@@ -97,7 +114,10 @@ async fn read_stream(
             rx.error(ErrorKind::Protocol);
         }
         if parsed.is_err() {
-            return ErrorKind::Protocol;
+            return Ended::Lost(ErrorKind::Protocol);
+        }
+        if reset {
+            return Ended::Reset;
         }
     }
 }
