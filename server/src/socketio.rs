@@ -6,6 +6,9 @@
 //! resync with `GET /messages?since=ID`. The disconnect itself needs one free slot in the queue,
 //! so it is retried on each broadcast until it goes through (or engine.io's ping timeout drops
 //! a client that stopped reading).
+//!
+//! Clients may send at most the advertised `maxPayload` ([`max_payload`]) per engine.io request or
+//! WebSocket message, on either transport.
 
 use std::collections::HashSet;
 
@@ -38,12 +41,18 @@ pub fn build<S: Clone + Send + Sync + 'static>(
     log: MessageLog,
     metrics: Metrics,
 ) -> (Router<S>, SocketIo) {
+    let max_payload = max_payload(config);
     let (service, io) = SocketIo::builder()
         .max_buffer_size(config.socket_buffer)
-        .max_payload(
-            u64::try_from(config.max_message_bytes.saturating_mul(4).max(100_000))
-                .unwrap_or(u64::MAX),
-        )
+        .max_payload(u64::try_from(max_payload).unwrap_or(u64::MAX))
+        // engineioxide applies `max_payload` to polling requests only; its WebSocket limits
+        // default to 16 MiB frames and 64 MiB messages. Held to the advertised maxPayload, a
+        // frame announcing more is refused from its header, before its payload is read, and a
+        // fragmented message as soon as it grows past the limit. engineioxide then ends the
+        // session and sends a close frame without a status code (clients see 1005, not 1009):
+        // it does not turn tungstenite's size error into a close code, and offers no hook to.
+        .ws_max_frame_size(max_payload)
+        .ws_max_message_size(max_payload)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .with_state(SocketState { log, metrics })
@@ -53,6 +62,13 @@ pub fn build<S: Clone + Send + Sync + 'static>(
         .route_service("/socket.io", service.clone())
         .route_service("/socket.io/", service);
     (routes, io)
+}
+
+/// The largest engine.io payload a client may send, advertised as `maxPayload` in the open
+/// packet and enforced on both transports: room for a `--max-message-bytes` message with JSON
+/// escaping and framing, and never below engine.io's default of 100,000 bytes.
+pub fn max_payload(config: &Config) -> usize {
+    config.max_message_bytes.saturating_mul(4).max(100_000)
 }
 
 async fn on_connect(socket: SocketRef) {
