@@ -1,7 +1,9 @@
 //! `GET /events`: Server-Sent Events, one event per message, `id:` = message id.
 //!
 //! Starts after `Last-Event-ID` (sent by a reconnecting `EventSource`), else after `?since=ID`,
-//! else with the next new message. A gap in the history is announced as `event: missed`.
+//! else with the next new message. A gap in the history is announced as `event: missed`; a
+//! cursor ahead of the log (ids start over when the server restarts) as `event: reset`, after
+//! which the stream continues from the newest message.
 
 use std::convert::Infallible;
 use std::fmt::Write;
@@ -31,9 +33,16 @@ struct EventsQuery {
 }
 
 pub async fn events(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    let cursor = match start_cursor(&st.log, &uri, &headers) {
+    let asked = match start_cursor(&st.log, &uri, &headers) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
+    };
+    // Waiting for id `asked` would wait for nothing the client can tell from a quiet room.
+    let latest = st.log.latest_id();
+    let (cursor, reset) = if asked > latest {
+        (latest, Some(latest))
+    } else {
+        (asked, None)
     };
     let stream = SseStream {
         log: st.log.clone(),
@@ -42,6 +51,7 @@ pub async fn events(State(st): State<AppState>, uri: Uri, headers: HeaderMap) ->
         keepalive: st.config.sse_keepalive,
         shutdown: st.shutdown.clone(),
         greeted: false,
+        reset,
         _open: GaugeGuard::new(&st.metrics.sse_streams),
     };
     let body = Body::from_stream(stream::unfold(stream, SseStream::next_chunk));
@@ -81,6 +91,8 @@ struct SseStream {
     keepalive: Duration,
     shutdown: CancellationToken,
     greeted: bool,
+    /// The newest id, when the client's cursor was ahead of it (announced with the greeting).
+    reset: Option<u64>,
     _open: GaugeGuard,
 }
 
@@ -90,7 +102,7 @@ impl SseStream {
         if !self.greeted {
             // Sent at once so the client sees the stream open; also sets EventSource's retry delay.
             self.greeted = true;
-            return Some((Ok(Bytes::from_static(b"retry: 1000\n\n")), self));
+            return Some((Ok(greeting(self.reset)), self));
         }
         loop {
             if self.shutdown.is_cancelled() {
@@ -109,6 +121,25 @@ impl SseStream {
                 }
                 () = self.shutdown.cancelled() => return None,
             }
+        }
+    }
+}
+
+/// `retry:` and, for a cursor that was ahead of the log, `event: reset` with the newest id as
+/// its `id:`, so that a later reconnect's `Last-Event-ID` is valid.
+fn greeting(reset: Option<u64>) -> Bytes {
+    const RETRY: &[u8] = b"retry: 1000\n\n";
+    match reset {
+        None => Bytes::from_static(RETRY),
+        Some(latest) => {
+            let mut out = BytesMut::with_capacity(96);
+            out.put_slice(RETRY);
+            write!(
+                out,
+                "event: reset\nid: {latest}\ndata: {{\"latest_id\":{latest}}}\n\n"
+            )
+            .expect("writing to memory cannot fail");
+            out.freeze()
         }
     }
 }
@@ -142,6 +173,15 @@ fn encode(page: &Page) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn greeting_announces_a_reset_with_the_newest_id() {
+        assert_eq!(&greeting(None)[..], b"retry: 1000\n\n");
+        assert_eq!(
+            &greeting(Some(7))[..],
+            b"retry: 1000\n\nevent: reset\nid: 7\ndata: {\"latest_id\":7}\n\n"
+        );
+    }
 
     #[test]
     fn encode_writes_one_event_per_message_and_announces_gaps() {
