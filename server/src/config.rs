@@ -51,6 +51,17 @@ pub struct Config {
     /// Default: `./web`, then the `web/` folder of the source tree this binary was built from.
     #[arg(long)]
     pub web_dir: Option<PathBuf>,
+
+    /// At most this many WARN lines a second about malformed Socket.IO `message` events (per
+    /// server); the rest are summed up in one "suppressed K" line. 0: none (still counted in
+    /// `pushpoll_socket_events_rejected_total`).
+    #[arg(long, default_value_t = 10)]
+    pub malformed_log_per_sec: u32,
+
+    /// A socket that sends more malformed `message` events than this within one second is
+    /// disconnected (`pushpoll_socket_malformed_disconnects_total`). 0: never.
+    #[arg(long, default_value_t = 100)]
+    pub max_malformed_per_sec: u32,
 }
 
 impl Default for Config {
@@ -86,6 +97,8 @@ mod tests {
         assert_eq!(config.max_message_bytes, 8192);
         assert_eq!(config.max_wait, Duration::from_secs(60));
         assert!(config.web_dir.is_none());
+        assert_eq!(config.malformed_log_per_sec, 10);
+        assert_eq!(config.max_malformed_per_sec, 100);
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub struct Metrics {
     pub log_latest_id: IntGauge,
     pub long_polls_waiting: IntGauge,
     pub sse_streams: IntGauge,
+    pub socket_malformed_disconnects: IntCounter,
 }
 
 impl Metrics {
@@ -179,6 +180,10 @@ impl Metrics {
             long_polls_waiting: reg
                 .gauge("pushpoll_long_polls_waiting", "Long polls currently waiting for a message")?,
             sse_streams: reg.gauge("pushpoll_sse_streams", "Open Server-Sent Events streams")?,
+            socket_malformed_disconnects: reg.counter(
+                "pushpoll_socket_malformed_disconnects_total",
+                "Sockets disconnected for sending too many malformed `message` events (--max-malformed-per-sec)",
+            )?,
             registry,
         })
     }
@@ -252,6 +257,7 @@ mod tests {
             "pushpoll_tcp_bytes_received_total",
             "pushpoll_tcp_bytes_sent_total",
             "pushpoll_socket_send_overflows_total",
+            "pushpoll_socket_malformed_disconnects_total",
             "pushpoll_log_messages",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",

@@ -11,17 +11,19 @@
 //! WebSocket message, on either transport.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::Router;
 use serde_json::value::RawValue;
 use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::Sid;
-use socketioxide::{SendError, SocketError, SocketIo};
+use socketioxide::{ParserError, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::input::NewMessage;
 use crate::log::MessageLog;
+use crate::malformed::{MalformedPolicy, Strikes};
 use crate::metrics::Metrics;
 
 /// Messages taken from the log per broadcast step.
@@ -32,6 +34,7 @@ const BATCH: usize = 256;
 struct SocketState {
     log: MessageLog,
     metrics: Metrics,
+    malformed: Arc<MalformedPolicy>,
 }
 
 /// Builds the Socket.IO routes (`/socket.io` and `/socket.io/` only, so `/socket.io/socket.io.js`
@@ -42,6 +45,7 @@ pub fn build<S: Clone + Send + Sync + 'static>(
     metrics: Metrics,
 ) -> (Router<S>, SocketIo) {
     let max_payload = max_payload(config);
+    let malformed = Arc::new(MalformedPolicy::new(config, &metrics));
     let (service, io) = SocketIo::builder()
         .max_buffer_size(config.socket_buffer)
         .max_payload(u64::try_from(max_payload).unwrap_or(u64::MAX))
@@ -55,7 +59,11 @@ pub fn build<S: Clone + Send + Sync + 'static>(
         .ws_max_message_size(max_payload)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
-        .with_state(SocketState { log, metrics })
+        .with_state(SocketState {
+            log,
+            metrics,
+            malformed,
+        })
         .build_svc();
     io.ns("/", on_connect);
     let routes = Router::new()
@@ -71,15 +79,26 @@ pub fn max_payload(config: &Config) -> usize {
     config.max_message_bytes.saturating_mul(4).max(100_000)
 }
 
-async fn on_connect(socket: SocketRef) {
-    socket.on("message", on_message);
+async fn on_connect(socket: SocketRef, State(st): State<SocketState>) {
+    let strikes = st.malformed.strikes();
+    socket.on(
+        "message",
+        move |socket: SocketRef,
+              State(st): State<SocketState>,
+              TryData(payload): TryData<serde_json::Value>| {
+            let strikes = strikes.clone();
+            async move { on_message(&socket, &st, strikes.as_deref(), payload) }
+        },
+    );
 }
 
-/// A client's `message` event: stored like a POST; malformed payloads are logged and ignored.
-async fn on_message(
-    socket: SocketRef,
-    State(st): State<SocketState>,
-    TryData(payload): TryData<serde_json::Value>,
+/// A client's `message` event: stored like a POST; malformed payloads are ignored, counted and
+/// maybe logged, and too many of them disconnect the socket ([`MalformedPolicy`]).
+fn on_message(
+    socket: &SocketRef,
+    st: &SocketState,
+    strikes: Option<&Strikes>,
+    payload: Result<serde_json::Value, ParserError>,
 ) {
     let stored = payload
         .map_err(|e| e.to_string())
@@ -91,10 +110,7 @@ async fn on_message(
         });
     match stored {
         Ok(_) => st.metrics.messages_stored_socketio.inc(),
-        Err(reason) => {
-            st.metrics.socket_events_rejected.inc();
-            tracing::warn!(sid = %socket.id, "ignored a malformed Socket.IO `message` event: {reason}");
-        }
+        Err(reason) => st.malformed.reject(socket, strikes, &reason),
     }
 }
 
