@@ -87,6 +87,7 @@ async fn a_fragmented_message_over_max_payload_closes_the_connection() {
     }
     let ending = ws.ending().await;
     assert_closed_for_size(&ending);
+    eprintln!("fragmented message over maxPayload: the client saw {ending:?}");
     wait_for_metric(addr, WS_SOCKETS, |v| v == 0.0).await;
 }
 
@@ -125,11 +126,16 @@ async fn ten_unfinished_60_mb_messages_are_cut_off_and_cost_little_memory() {
     }
     let growth = peak.growth();
     eprintln!(
-        "{CONNECTIONS} unfinished messages of {}: peak RSS {} above {}; sent before the cut: {:?}",
+        "{CONNECTIONS} unfinished messages of {}: peak RSS {} above {}; sent before the cut: {:?}; \
+         endings: {:?}",
         mem::mb(TOTAL),
         mem::mb(growth),
         mem::mb(peak.baseline()),
         outcomes.iter().map(|(sent, _)| *sent).collect::<Vec<_>>(),
+        outcomes
+            .iter()
+            .map(|(_, ending)| ending)
+            .collect::<Vec<_>>(),
     );
     assert!(
         growth < CAP,
