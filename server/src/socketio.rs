@@ -11,11 +11,13 @@
 //! WebSocket message, on either transport.
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
 use serde_json::value::RawValue;
 use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 use socketioxide::{ParserError, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
@@ -65,7 +67,7 @@ pub fn build<S: Clone + Send + Sync + 'static>(
             malformed,
         })
         .build_svc();
-    io.ns("/", on_connect);
+    io.ns("/", connected.with(register_handlers));
     let routes = Router::new()
         .route_service("/socket.io", service.clone())
         .route_service("/socket.io/", service);
@@ -79,7 +81,14 @@ pub fn max_payload(config: &Config) -> usize {
     config.max_message_bytes.saturating_mul(4).max(100_000)
 }
 
-async fn on_connect(socket: SocketRef, State(st): State<SocketState>) {
+/// Registers a new socket's `message` handler. This is a connect *middleware* because
+/// socketioxide awaits middlewares before it sends the connect ack, while it spawns the connect
+/// handler after: a handler registered there could miss an event the client sent right after the
+/// ack (socketioxide drops events that have no handler, silently).
+async fn register_handlers(
+    socket: SocketRef,
+    State(st): State<SocketState>,
+) -> Result<(), Infallible> {
     let strikes = st.malformed.strikes();
     socket.on(
         "message",
@@ -90,7 +99,11 @@ async fn on_connect(socket: SocketRef, State(st): State<SocketState>) {
             async move { on_message(&socket, &st, strikes.as_deref(), payload) }
         },
     );
+    Ok(())
 }
+
+/// Nothing left to do once connected: [`register_handlers`] did it before the ack.
+async fn connected() {}
 
 /// A client's `message` event: stored like a POST; malformed payloads are ignored, counted and
 /// maybe logged, and too many of them disconnect the socket ([`MalformedPolicy`]).
