@@ -51,6 +51,23 @@ pub struct Config {
     /// Default: `./web`, then the `web/` folder of the source tree this binary was built from.
     #[arg(long)]
     pub web_dir: Option<PathBuf>,
+
+    /// At most this many WARN lines a second about malformed Socket.IO `message` events (per
+    /// server); the rest are summed up in one "suppressed K" line. 0: none (still counted in
+    /// `pushpoll_socket_events_rejected_total`).
+    #[arg(long, default_value_t = 10)]
+    pub malformed_log_per_sec: u32,
+
+    /// A socket that sends more malformed `message` events than this within one second is
+    /// disconnected (`pushpoll_socket_malformed_disconnects_total`). 0: never.
+    #[arg(long, default_value_t = 100)]
+    pub max_malformed_per_sec: u32,
+
+    /// Bytes of one SSE stream that may wait in its connection for a client that does not read
+    /// (1024 to 262144). The stream waits while that much is queued; one whose queued bytes see
+    /// no progress for a whole --sse-keepalive is ended (`pushpoll_sse_streams_dropped_total`).
+    #[arg(long, default_value_t = 131_072, value_parser = parse_sse_buffer)]
+    pub sse_max_buffered: usize,
 }
 
 impl Default for Config {
@@ -74,6 +91,16 @@ fn parse_positive(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Above ~400 KB hyper stops pulling from a body it cannot write, and a stream that is not pulled
+/// cannot end itself, so the limit must stay well below that.
+fn parse_sse_buffer(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1024..=262_144).contains(&n) => Ok(n),
+        Ok(n) => Err(format!("{n} is not between 1024 and 262144 bytes")),
+        Err(e) => Err(format!("not a whole number of bytes: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +113,9 @@ mod tests {
         assert_eq!(config.max_message_bytes, 8192);
         assert_eq!(config.max_wait, Duration::from_secs(60));
         assert!(config.web_dir.is_none());
+        assert_eq!(config.malformed_log_per_sec, 10);
+        assert_eq!(config.max_malformed_per_sec, 100);
+        assert_eq!(config.sse_max_buffered, 128 * 1024);
     }
 
     #[test]
@@ -97,5 +127,7 @@ mod tests {
         }
         let err = Cli::try_parse_from(["x", "--capacity", "0"]).err();
         assert!(err.is_some_and(|e| e.to_string().contains("at least 1")));
+        let err = Cli::try_parse_from(["x", "--sse-max-buffered", "1000000"]).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("between 1024 and 262144")));
     }
 }

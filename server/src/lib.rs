@@ -5,7 +5,9 @@
 //! - [`config`]: every setting as a clap flag ([`Config`]).
 //! - [`log`]: the bounded [`MessageLog`] with monotonic ids and a change signal.
 //! - `routes`: the HTTP doors (`GET`/`POST /messages`, long poll, `GET /events`), page, metrics.
-//! - `socketio`: the Socket.IO door and the broadcaster that follows the log.
+//! - `socketio`: the Socket.IO door and the broadcaster that follows the log; `malformed`: what
+//!   it does with malformed events (counted, logged within a budget, floods disconnected), with
+//!   `rate`, a per-second limit.
 //! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP_NODELAY at the connection.
 //! - `server`: [`run`], [`spawn`] and graceful shutdown; `signal`: [`shutdown_signal`].
 
@@ -14,8 +16,10 @@ mod assets;
 pub mod config;
 pub mod input;
 pub mod log;
+mod malformed;
 pub mod metrics;
 pub mod net;
+mod rate;
 mod routes;
 mod server;
 mod signal;

@@ -98,6 +98,9 @@ pub struct Metrics {
     pub log_latest_id: IntGauge,
     pub long_polls_waiting: IntGauge,
     pub sse_streams: IntGauge,
+    pub socket_malformed_disconnects: IntCounter,
+    /// `pushpoll_sse_streams_dropped_total{reason="slow"}`.
+    pub sse_streams_dropped_slow: IntCounter,
 }
 
 impl Metrics {
@@ -133,6 +136,11 @@ impl Metrics {
             "pushpoll_messages_stored_total",
             "Messages appended to the log, by the door they came in through",
             &["door"],
+        )?;
+        let sse_dropped = reg.counter_vec(
+            "pushpoll_sse_streams_dropped_total",
+            "SSE streams ended by the server, by reason (slow: the client did not read)",
+            &["reason"],
         )?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
         Ok(Metrics {
@@ -179,6 +187,11 @@ impl Metrics {
             long_polls_waiting: reg
                 .gauge("pushpoll_long_polls_waiting", "Long polls currently waiting for a message")?,
             sse_streams: reg.gauge("pushpoll_sse_streams", "Open Server-Sent Events streams")?,
+            socket_malformed_disconnects: reg.counter(
+                "pushpoll_socket_malformed_disconnects_total",
+                "Sockets disconnected for sending too many malformed `message` events (--max-malformed-per-sec)",
+            )?,
+            sse_streams_dropped_slow: sse_dropped.with_label_values(&["slow"]),
             registry,
         })
     }
@@ -252,6 +265,8 @@ mod tests {
             "pushpoll_tcp_bytes_received_total",
             "pushpoll_tcp_bytes_sent_total",
             "pushpoll_socket_send_overflows_total",
+            "pushpoll_socket_malformed_disconnects_total",
+            "pushpoll_sse_streams_dropped_total{reason=\"slow\"} 0",
             "pushpoll_log_messages",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",

@@ -6,19 +6,26 @@
 //! resync with `GET /messages?since=ID`. The disconnect itself needs one free slot in the queue,
 //! so it is retried on each broadcast until it goes through (or engine.io's ping timeout drops
 //! a client that stopped reading).
+//!
+//! Clients may send at most the advertised `maxPayload` ([`max_payload`]) per engine.io request or
+//! WebSocket message, on either transport.
 
 use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::Router;
 use serde_json::value::RawValue;
 use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
-use socketioxide::{SendError, SocketError, SocketIo};
+use socketioxide::{ParserError, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::input::NewMessage;
 use crate::log::MessageLog;
+use crate::malformed::{MalformedPolicy, Strikes};
 use crate::metrics::Metrics;
 
 /// Messages taken from the log per broadcast step.
@@ -29,6 +36,7 @@ const BATCH: usize = 256;
 struct SocketState {
     log: MessageLog,
     metrics: Metrics,
+    malformed: Arc<MalformedPolicy>,
 }
 
 /// Builds the Socket.IO routes (`/socket.io` and `/socket.io/` only, so `/socket.io/socket.io.js`
@@ -38,32 +46,72 @@ pub fn build<S: Clone + Send + Sync + 'static>(
     log: MessageLog,
     metrics: Metrics,
 ) -> (Router<S>, SocketIo) {
+    let max_payload = max_payload(config);
+    let malformed = Arc::new(MalformedPolicy::new(config, &metrics));
     let (service, io) = SocketIo::builder()
         .max_buffer_size(config.socket_buffer)
-        .max_payload(
-            u64::try_from(config.max_message_bytes.saturating_mul(4).max(100_000))
-                .unwrap_or(u64::MAX),
-        )
+        .max_payload(u64::try_from(max_payload).unwrap_or(u64::MAX))
+        // engineioxide applies `max_payload` to polling requests only; its WebSocket limits
+        // default to 16 MiB frames and 64 MiB messages. Held to the advertised maxPayload, a
+        // frame announcing more is refused from its header, before its payload is read, and a
+        // fragmented message as soon as it grows past the limit. engineioxide then ends the
+        // session and sends a close frame without a status code (clients see 1005, not 1009):
+        // it does not turn tungstenite's size error into a close code, and offers no hook to.
+        .ws_max_frame_size(max_payload)
+        .ws_max_message_size(max_payload)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
-        .with_state(SocketState { log, metrics })
+        .with_state(SocketState {
+            log,
+            metrics,
+            malformed,
+        })
         .build_svc();
-    io.ns("/", on_connect);
+    io.ns("/", connected.with(register_handlers));
     let routes = Router::new()
         .route_service("/socket.io", service.clone())
         .route_service("/socket.io/", service);
     (routes, io)
 }
 
-async fn on_connect(socket: SocketRef) {
-    socket.on("message", on_message);
+/// The largest engine.io payload a client may send, advertised as `maxPayload` in the open
+/// packet and enforced on both transports: room for a `--max-message-bytes` message with JSON
+/// escaping and framing, and never below engine.io's default of 100,000 bytes.
+pub fn max_payload(config: &Config) -> usize {
+    config.max_message_bytes.saturating_mul(4).max(100_000)
 }
 
-/// A client's `message` event: stored like a POST; malformed payloads are logged and ignored.
-async fn on_message(
+/// Registers a new socket's `message` handler. This is a connect *middleware* because
+/// socketioxide awaits middlewares before it sends the connect ack, while it spawns the connect
+/// handler after: a handler registered there could miss an event the client sent right after the
+/// ack (socketioxide drops events that have no handler, silently).
+async fn register_handlers(
     socket: SocketRef,
     State(st): State<SocketState>,
-    TryData(payload): TryData<serde_json::Value>,
+) -> Result<(), Infallible> {
+    let strikes = st.malformed.strikes();
+    socket.on(
+        "message",
+        move |socket: SocketRef,
+              State(st): State<SocketState>,
+              TryData(payload): TryData<serde_json::Value>| {
+            let strikes = strikes.clone();
+            async move { on_message(&socket, &st, strikes.as_deref(), payload) }
+        },
+    );
+    Ok(())
+}
+
+/// Nothing left to do once connected: [`register_handlers`] did it before the ack.
+async fn connected() {}
+
+/// A client's `message` event: stored like a POST; malformed payloads are ignored, counted and
+/// maybe logged, and too many of them disconnect the socket ([`MalformedPolicy`]).
+fn on_message(
+    socket: &SocketRef,
+    st: &SocketState,
+    strikes: Option<&Strikes>,
+    payload: Result<serde_json::Value, ParserError>,
 ) {
     let stored = payload
         .map_err(|e| e.to_string())
@@ -75,10 +123,7 @@ async fn on_message(
         });
     match stored {
         Ok(_) => st.metrics.messages_stored_socketio.inc(),
-        Err(reason) => {
-            st.metrics.socket_events_rejected.inc();
-            tracing::warn!(sid = %socket.id, "ignored a malformed Socket.IO `message` event: {reason}");
-        }
+        Err(reason) => st.malformed.reject(socket, strikes, &reason),
     }
 }
 

@@ -142,6 +142,60 @@ async fn sse_resumes_after_last_event_id_and_announces_missed_history() {
 }
 
 #[tokio::test]
+async fn sse_cursor_ahead_of_the_log_gets_a_reset_then_new_messages() {
+    let server = start().await;
+    let addr = server.addr();
+    for i in 1..=2 {
+        post(addr, "ann", &format!("m{i}")).await;
+    }
+    // A browser reconnecting after a restart: its Last-Event-ID is from the old, longer log.
+    let mut ahead = SseReader::open(
+        client()
+            .get(url(addr, "/events"))
+            .header("last-event-id", "500"),
+    )
+    .await;
+    let reset = ahead.next_event(DEADLINE).await.expect("reset event");
+    assert_eq!(reset.event, "reset");
+    assert_eq!(
+        reset.id.as_deref(),
+        Some("2"),
+        "EventSource resumes from here"
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&reset.data).expect("json"),
+        json!({"latest_id": 2})
+    );
+    let sent = post(addr, "ann", "after the reset").await;
+    let next = ahead.next_event(DEADLINE).await.expect("the next message");
+    assert_eq!(next.event, "message");
+    assert_eq!(next.id.as_deref(), Some("3"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&next.data).expect("json"),
+        sent
+    );
+
+    // `?since=` ahead too, here of an empty log (a fresh server): resumes from 0.
+    let fresh = start().await;
+    let mut since = SseReader::open(client().get(url(fresh.addr(), "/events?since=7"))).await;
+    let reset = since.next_event(DEADLINE).await.expect("reset event");
+    assert_eq!(
+        (reset.event.as_str(), reset.id.as_deref()),
+        ("reset", Some("0"))
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&reset.data).expect("json"),
+        json!({"latest_id": 0})
+    );
+    let first = post(fresh.addr(), "bob", "first").await;
+    let next = since.next_event(DEADLINE).await.expect("the first message");
+    assert_eq!(
+        serde_json::from_str::<Value>(&next.data).expect("json"),
+        first
+    );
+}
+
+#[tokio::test]
 async fn socket_emits_are_stored_and_broadcast_and_bad_payloads_are_ignored() {
     let server = start().await;
     let addr = server.addr();

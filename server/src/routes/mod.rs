@@ -4,6 +4,7 @@ mod events;
 mod messages;
 mod pages;
 mod track;
+mod unsent;
 
 #[cfg(test)]
 mod fuzz;
