@@ -145,3 +145,16 @@ async fn long_pollers_read_the_restarted_log_from_its_start() {
         "lost beyond the failed sends: {d:?}"
     );
 }
+
+/// SSE receivers reconnect with `Last-Event-ID` above the new log's ids, get `event: reset`,
+/// and read the new log from its start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_receivers_read_the_restarted_log_from_its_start() {
+    let r = run_across_a_restart("sse").await;
+    assert_outage_shown(&r);
+    let d = &r.delivery;
+    assert!(
+        d.missing - d.missing_from_failed_sends <= CLIENTS,
+        "lost beyond the failed sends: {d:?}"
+    );
+}
