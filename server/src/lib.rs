@@ -23,7 +23,7 @@ mod socketio;
 mod state;
 
 pub use config::Config;
-pub use log::{AppendError, Message, MessageLog, Page, StoredMessage};
+pub use log::{AppendError, Message, MessageLog, Page, PageInfo, StoredMessage};
 pub use routes::{LATEST_ID_HEADER, MISSED_HEADER, OLDEST_ID_HEADER};
 pub use server::{RunningServer, ServerError, run, spawn};
 pub use signal::shutdown_signal;

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Form, FromRequest, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::page_body::PageBody;
 use crate::api_error::ApiError;
 use crate::input::{NewMessage, check_form_syntax};
-use crate::log::Page;
+use crate::log::PageInfo;
 use crate::metrics::GaugeGuard;
 use crate::state::AppState;
 
@@ -78,7 +79,14 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
     })
 }
 
-pub async fn get_messages(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+/// `GET` and `HEAD /messages`. The answer's body is streamed from the log ([`PageBody`]); `HEAD`
+/// gets the same headers, `Content-Length` included, without touching a message.
+pub async fn get_messages(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let query = match PollQuery::parse(&uri, st.config.max_wait) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -87,16 +95,16 @@ pub async fn get_messages(State(st): State<AppState>, uri: Uri, headers: HeaderM
         Some(wait) if query.since >= st.log.latest_id() && !wait.is_zero() => {
             long_poll(&st, &query, wait).await
         }
-        _ => st.log.since(query.since, query.limit),
+        _ => st.log.page_info(query.since, query.limit),
     };
-    page_response(&st, &page, query.since, &headers)
+    page_response(&st, &page, query.since, &headers, method == Method::HEAD)
 }
 
 /// Waits until a message newer than `since` exists, `wait` runs out, or the server shuts down.
-async fn long_poll(st: &AppState, query: &PollQuery, wait: Duration) -> Page {
+async fn long_poll(st: &AppState, query: &PollQuery, wait: Duration) -> PageInfo {
     // A cursor ahead of the log (e.g. from before a restart) would wait for ids that may never come.
     if query.since > st.log.latest_id() {
-        return st.log.since(query.since, query.limit);
+        return st.log.page_info(query.since, query.limit);
     }
     let mut latest = st.log.subscribe();
     let _waiting = GaugeGuard::new(&st.metrics.long_polls_waiting);
@@ -106,19 +114,34 @@ async fn long_poll(st: &AppState, query: &PollQuery, wait: Duration) -> Page {
         () = tokio::time::sleep(wait) => {}
         () = st.shutdown.cancelled() => {}
     }
-    st.log.since(query.since, query.limit)
+    st.log.page_info(query.since, query.limit)
 }
 
-fn page_response(st: &AppState, page: &Page, since: u64, request: &HeaderMap) -> Response {
+fn page_response(
+    st: &AppState,
+    page: &PageInfo,
+    since: u64,
+    request: &HeaderMap,
+    head: bool,
+) -> Response {
+    // The ETag names the newest id; the body is the page fixed at this instant, so a matching
+    // tag always stands for the same bytes.
     let etag = format!("\"{:x}-{}\"", st.epoch, page.latest_id);
     let mut response = if if_none_match(request, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = Response::new(Body::from(page.json_array()));
-        r.headers_mut().insert(
+        let body = if head {
+            Body::empty()
+        } else {
+            Body::new(PageBody::new(st.log.clone(), page))
+        };
+        let mut r = Response::new(body);
+        let h = r.headers_mut();
+        h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(page.json_len));
         r
     };
     let headers = response.headers_mut();
