@@ -6,16 +6,23 @@
 //! - [`log`]: the bounded [`MessageLog`] with monotonic ids and a change signal.
 //! - `routes`: the HTTP doors (`GET`/`POST /messages`, long poll, `GET /events`), page, metrics.
 //! - `socketio`: the Socket.IO door and the broadcaster that follows the log.
-//! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP_NODELAY at the connection.
+//! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP options at the connection.
+//! - `accept`, `connection`, `reserve`, `body_deadline`, [`limits`]: serving connections under
+//!   the limits (timeouts, connection cap, HTTP/2 streams and buffers; README "Limits").
 //! - `server`: [`run`], [`spawn`] and graceful shutdown; `signal`: [`shutdown_signal`].
 
+mod accept;
 mod api_error;
 mod assets;
+mod body_deadline;
 pub mod config;
+mod connection;
 pub mod input;
+pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod net;
+mod reserve;
 mod routes;
 mod server;
 mod signal;

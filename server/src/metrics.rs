@@ -98,6 +98,12 @@ pub struct Metrics {
     pub log_latest_id: IntGauge,
     pub long_polls_waiting: IntGauge,
     pub sse_streams: IntGauge,
+    pub tcp_connections_open: IntGauge,
+    pub over_limit_reserve: IntCounter,
+    pub over_limit_closed: IntCounter,
+    pub header_timeouts: IntCounter,
+    pub idle_timeouts: IntCounter,
+    pub body_timeouts: IntCounter,
 }
 
 impl Metrics {
@@ -134,8 +140,29 @@ impl Metrics {
             "Messages appended to the log, by the door they came in through",
             &["door"],
         )?;
+        let over_limit = reg.counter_vec(
+            "pushpoll_tcp_connections_over_limit_total",
+            "Connections accepted beyond --max-connections: `reserve` got 503 (or /healthz, \
+             /metrics), `closed` were closed at once",
+            &["outcome"],
+        )?;
+        let timeouts = reg.counter_vec(
+            "pushpoll_http_timeouts_total",
+            "Connections closed by --header-timeout or --idle-timeout, request bodies cut by \
+             --body-timeout",
+            &["kind"],
+        )?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
         Ok(Metrics {
+            tcp_connections_open: reg.gauge(
+                "pushpoll_tcp_connections_open",
+                "TCP connections open (WebSockets and the over-limit reserve included)",
+            )?,
+            over_limit_reserve: over_limit.with_label_values(&["reserve"]),
+            over_limit_closed: over_limit.with_label_values(&["closed"]),
+            header_timeouts: timeouts.with_label_values(&["header"]),
+            idle_timeouts: timeouts.with_label_values(&["idle"]),
+            body_timeouts: timeouts.with_label_values(&["body"]),
             routes,
             tcp_connections_accepted: reg
                 .counter("pushpoll_tcp_connections_accepted_total", "TCP connections accepted")?,
