@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Form, FromRequest, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::page_body::PageBody;
 use crate::api_error::ApiError;
+use crate::body_deadline::BodyTimeout;
 use crate::input::{NewMessage, check_form_syntax};
 use crate::log::PageInfo;
 use crate::metrics::GaugeGuard;
@@ -174,6 +175,7 @@ fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
 
 /// `POST /messages`: JSON or form `{name, message}` → 201 with the stored message.
 pub async fn post_message(State(st): State<AppState>, request: Request) -> Response {
+    let version = request.version();
     match store(&st, request).await {
         Ok(json) => {
             st.metrics.messages_stored_http.inc();
@@ -184,7 +186,38 @@ pub async fn post_message(State(st): State<AppState>, request: Request) -> Respo
             )
                 .into_response()
         }
-        Err(e) => e.into_response(),
+        Err(Refusal { error, body_unread }) => {
+            let mut response = error.into_response();
+            // The rest of an unread (or unreadable) body would be taken for the next request:
+            // HTTP/1 closes the connection instead (HTTP/2 resets just the stream).
+            if body_unread && version <= Version::HTTP_11 {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
+    }
+}
+
+/// A refused POST; `body_unread` when the body was not (or could not be) read to its end.
+struct Refusal {
+    error: ApiError,
+    body_unread: bool,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            body_unread: false,
+        }
+    }
+}
+
+impl From<crate::log::AppendError> for Refusal {
+    fn from(error: crate::log::AppendError) -> Self {
+        ApiError::from(error).into()
     }
 }
 
@@ -193,16 +226,38 @@ enum BodyKind {
     Form,
 }
 
-async fn store(st: &AppState, request: Request) -> Result<Bytes, ApiError> {
+async fn store(st: &AppState, request: Request) -> Result<Bytes, Refusal> {
     let kind = body_kind(request.headers())?;
     let limit = st.config.max_message_bytes;
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is over {limit} bytes (--max-message-bytes)"),
         )
-    })?;
+    };
+    // Refused from the header alone, before a byte of the body is read.
+    if declared_length(request.headers()).is_some_and(|n| n > limit as u64) {
+        return Err(Refusal {
+            error: too_large(),
+            body_unread: true,
+        });
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| Refusal {
+            body_unread: true,
+            error: match body_failure(&e) {
+                BodyFailure::TooLarge => too_large(),
+                BodyFailure::Timeout => ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("request body not complete in time ({e}; --body-timeout)"),
+                ),
+                BodyFailure::Malformed => {
+                    ApiError::bad_request(format!("malformed or incomplete request body: {e}"))
+                }
+            },
+        })?;
     let new = match kind {
         BodyKind::Json => {
             let value: serde_json::Value = serde_json::from_slice(&bytes)
@@ -222,6 +277,40 @@ async fn store(st: &AppState, request: Request) -> Result<Bytes, ApiError> {
     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let stored = st.log.append(&new.name, &new.message)?;
     Ok(stored.json().clone())
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyFailure {
+    TooLarge,
+    Timeout,
+    Malformed,
+}
+
+/// Why reading a body failed: over the limit, too slow (`--body-timeout`), or broken framing
+/// (a malformed chunk, the client gone mid-body).
+fn body_failure(error: &axum::Error) -> BodyFailure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return BodyFailure::TooLarge;
+        }
+        if e.is::<BodyTimeout>() {
+            return BodyFailure::Timeout;
+        }
+        cause = e.source();
+    }
+    BodyFailure::Malformed
 }
 
 fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
