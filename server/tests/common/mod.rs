@@ -2,6 +2,8 @@
 //! client, /metrics reading and minimal Engine.IO v4 / Socket.IO v5 clients (WebSocket and polling).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod child;
+pub mod raw;
 pub mod sse;
 
 use std::net::SocketAddr;
