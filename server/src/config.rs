@@ -68,6 +68,37 @@ pub struct Config {
     /// no progress for a whole --sse-keepalive is ended (`pushpoll_sse_streams_dropped_total`).
     #[arg(long, default_value_t = 131_072, value_parser = parse_sse_buffer)]
     pub sse_max_buffered: usize,
+
+    /// A request's headers must be complete this long after its first byte, or the connection
+    /// is closed (slow headers, "slowloris"). HTTP/1.1 only; 0s turns it off.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// A request's body must be complete this long after its headers, or reading it fails
+    /// (`POST /messages` answers `408` and closes the connection). 0s turns it off.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// A connection with no request in progress this long (since it was accepted or its last
+    /// answer ended) is closed. Long polls, SSE streams and engine.io polls are requests in
+    /// progress; WebSockets are left to the Engine.IO heartbeat. 0s turns it off.
+    #[arg(long, default_value = "75s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// TCP keepalive on accepted connections: first probe after this long without traffic,
+    /// then every 10 s, 5 probes before the kernel drops a dead peer. 0s turns it off.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub tcp_keepalive: Duration,
+
+    /// Connections served at once (WebSockets included). Beyond it, 64 more get `503` with
+    /// `Retry-After` (`/healthz` and `/metrics` still answer there); further ones are closed at
+    /// once. Lowered at start to fit the open-files limit.
+    #[arg(long, default_value_t = 16_000, value_parser = parse_positive)]
+    pub max_connections: usize,
+
+    /// Concurrent requests (streams) per HTTP/2 connection; more are refused by the protocol.
+    #[arg(long, default_value_t = 32, value_parser = parse_positive_u32)]
+    pub http2_max_streams: u32,
 }
 
 impl Default for Config {
@@ -81,6 +112,10 @@ impl Default for Config {
             .expect("the flag defaults of Config parse")
             .config
     }
+}
+
+fn parse_positive_u32(text: &str) -> Result<u32, String> {
+    parse_positive(text).and_then(|n| u32::try_from(n).map_err(|_| format!("at most {}", u32::MAX)))
 }
 
 fn parse_positive(text: &str) -> Result<usize, String> {
@@ -116,6 +151,12 @@ mod tests {
         assert_eq!(config.malformed_log_per_sec, 10);
         assert_eq!(config.max_malformed_per_sec, 100);
         assert_eq!(config.sse_max_buffered, 128 * 1024);
+        assert_eq!(config.header_timeout, Duration::from_secs(10));
+        assert_eq!(config.body_timeout, Duration::from_secs(30));
+        assert_eq!(config.idle_timeout, Duration::from_secs(75));
+        assert_eq!(config.tcp_keepalive, Duration::from_secs(60));
+        assert_eq!(config.max_connections, 16_000);
+        assert_eq!(config.http2_max_streams, 32);
     }
 
     #[test]

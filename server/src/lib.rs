@@ -8,18 +8,25 @@
 //! - `socketio`: the Socket.IO door and the broadcaster that follows the log; `malformed`: what
 //!   it does with malformed events (counted, logged within a budget, floods disconnected), with
 //!   `rate`, a per-second limit.
-//! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP_NODELAY at the connection.
+//! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP options at the connection.
+//! - `accept`, `connection`, `reserve`, `body_deadline`, [`limits`]: serving connections under
+//!   the limits (timeouts, connection cap, HTTP/2 streams and buffers; README "Limits").
 //! - `server`: [`run`], [`spawn`] and graceful shutdown; `signal`: [`shutdown_signal`].
 
+mod accept;
 mod api_error;
 mod assets;
+mod body_deadline;
 pub mod config;
+mod connection;
 pub mod input;
+pub mod limits;
 pub mod log;
 mod malformed;
 pub mod metrics;
 pub mod net;
 mod rate;
+mod reserve;
 mod routes;
 mod server;
 mod signal;
@@ -27,7 +34,7 @@ mod socketio;
 mod state;
 
 pub use config::Config;
-pub use log::{AppendError, Message, MessageLog, Page, StoredMessage};
+pub use log::{AppendError, Message, MessageLog, Page, PageInfo, StoredMessage};
 pub use routes::{LATEST_ID_HEADER, MISSED_HEADER, OLDEST_ID_HEADER};
 pub use server::{RunningServer, ServerError, run, spawn};
 pub use signal::shutdown_signal;

@@ -101,6 +101,22 @@ impl Page {
     }
 }
 
+/// What [`MessageLog::page_info`] knows about a page without copying it: the id range it covers,
+/// the size of its JSON array, and the same gap fields as [`Page`]. Messages never change once
+/// stored, so the ids `first_id..=last_id` always stand for the same bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageInfo {
+    /// Id of the first message in the page (meaningless when `count` is 0).
+    pub first_id: u64,
+    /// Number of messages in the page (ids `first_id..first_id + count`).
+    pub count: u64,
+    /// Length of the page as a JSON array (`[`, the messages joined by `,`, `]`).
+    pub json_len: u64,
+    pub missed: u64,
+    pub oldest_id: Option<u64>,
+    pub latest_id: u64,
+}
+
 /// The shared, bounded, in-memory chat history. Cloning is cheap (an `Arc`).
 #[derive(Clone, Debug)]
 pub struct MessageLog {
@@ -185,6 +201,36 @@ impl MessageLog {
         let messages = ring.iter().skip(skip).take(limit).cloned().collect();
         Page {
             messages,
+            missed,
+            oldest_id: Some(oldest),
+            latest_id,
+        }
+    }
+
+    /// The page [`MessageLog::since`] would return, described without cloning any message: a
+    /// sum of lengths under the lock, so answering it later costs refcounts, not copies.
+    pub fn page_info(&self, since: u64, limit: usize) -> PageInfo {
+        let ring = self.ring();
+        let latest_id = *self.inner.latest.borrow();
+        let Some(oldest) = ring.front().map(StoredMessage::id) else {
+            return PageInfo {
+                json_len: 2,
+                latest_id,
+                ..PageInfo::default()
+            };
+        };
+        let missed = oldest.saturating_sub(since.saturating_add(1));
+        let skip = usize::try_from(since.saturating_add(1).saturating_sub(oldest))
+            .unwrap_or(usize::MAX)
+            .min(ring.len());
+        let end = skip.saturating_add(limit).min(ring.len());
+        let (count, bytes) = ring.range(skip..end).fold((0u64, 0u64), |(n, len), m| {
+            (n + 1, len + m.json.len() as u64)
+        });
+        PageInfo {
+            first_id: oldest + skip as u64,
+            count,
+            json_len: 2 + bytes + count.saturating_sub(1),
             missed,
             oldest_id: Some(oldest),
             latest_id,
@@ -295,6 +341,32 @@ mod tests {
             serde_json::from_slice(&log.since(0, 10).json_array()).expect("valid JSON array");
         assert_eq!(parsed.len(), 2);
         assert_eq!(parsed[0].name, "a\"b");
+    }
+
+    #[test]
+    fn page_info_describes_the_page_since_returns() {
+        let log = MessageLog::new(4, 100);
+        assert_eq!(log.page_info(0, 10).json_len, 2);
+        for i in 0..6 {
+            log.append("n", &format!("m{i}")).expect("stored");
+        }
+        for (since, limit) in [(0, 10), (2, 1), (3, 2), (4, 10), (6, 10), (99, 10), (0, 0)] {
+            let page = log.since(since, limit);
+            let info = log.page_info(since, limit);
+            assert_eq!(
+                info.json_len,
+                page.json_array().len() as u64,
+                "{since} {limit}"
+            );
+            assert_eq!(info.count, page.messages.len() as u64);
+            if let Some(first) = page.messages.first() {
+                assert_eq!(info.first_id, first.id());
+            }
+            assert_eq!(
+                (info.missed, info.oldest_id, info.latest_id),
+                (page.missed, page.oldest_id, page.latest_id)
+            );
+        }
     }
 
     #[test]

@@ -101,6 +101,12 @@ pub struct Metrics {
     pub socket_malformed_disconnects: IntCounter,
     /// `pushpoll_sse_streams_dropped_total{reason="slow"}`.
     pub sse_streams_dropped_slow: IntCounter,
+    pub tcp_connections_open: IntGauge,
+    pub over_limit_reserve: IntCounter,
+    pub over_limit_closed: IntCounter,
+    pub header_timeouts: IntCounter,
+    pub idle_timeouts: IntCounter,
+    pub body_timeouts: IntCounter,
 }
 
 impl Metrics {
@@ -142,8 +148,29 @@ impl Metrics {
             "SSE streams ended by the server, by reason (slow: the client did not read)",
             &["reason"],
         )?;
+        let over_limit = reg.counter_vec(
+            "pushpoll_tcp_connections_over_limit_total",
+            "Connections accepted beyond --max-connections: `reserve` got 503 (or /healthz, \
+             /metrics), `closed` were closed at once",
+            &["outcome"],
+        )?;
+        let timeouts = reg.counter_vec(
+            "pushpoll_http_timeouts_total",
+            "Connections closed by --header-timeout or --idle-timeout, request bodies cut by \
+             --body-timeout",
+            &["kind"],
+        )?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
         Ok(Metrics {
+            tcp_connections_open: reg.gauge(
+                "pushpoll_tcp_connections_open",
+                "TCP connections open (WebSockets and the over-limit reserve included)",
+            )?,
+            over_limit_reserve: over_limit.with_label_values(&["reserve"]),
+            over_limit_closed: over_limit.with_label_values(&["closed"]),
+            header_timeouts: timeouts.with_label_values(&["header"]),
+            idle_timeouts: timeouts.with_label_values(&["idle"]),
+            body_timeouts: timeouts.with_label_values(&["body"]),
             routes,
             tcp_connections_accepted: reg
                 .counter("pushpoll_tcp_connections_accepted_total", "TCP connections accepted")?,

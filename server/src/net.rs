@@ -1,5 +1,5 @@
-//! The accept side: TCP_NODELAY on every connection, and exact byte counts at the connection
-//! (request and response headers, bodies, WebSocket handshakes and frames alike).
+//! The accept side: TCP_NODELAY and TCP keepalive on every connection, and exact byte counts at
+//! the connection (request and response headers, bodies, WebSocket handshakes and frames alike).
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,13 +13,20 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::metrics::Metrics;
 
-/// A `TcpListener` for `axum::serve` that wraps each accepted stream in a [`CountingStream`].
+/// A `TcpListener` that sets socket options on each accepted stream and wraps it in a
+/// [`CountingStream`].
 pub struct CountingListener {
     inner: TcpListener,
     accepted: IntCounter,
     received: IntCounter,
     sent: IntCounter,
+    keepalive: Option<Duration>,
 }
+
+/// TCP keepalive probes after the first: every [`KEEPALIVE_INTERVAL`], [`KEEPALIVE_PROBES`] of
+/// them before the kernel gives up on a silent peer.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const KEEPALIVE_PROBES: u32 = 5;
 
 impl CountingListener {
     pub fn new(inner: TcpListener, metrics: &Metrics) -> Self {
@@ -28,8 +35,26 @@ impl CountingListener {
             accepted: metrics.tcp_connections_accepted.clone(),
             received: metrics.tcp_bytes_received.clone(),
             sent: metrics.tcp_bytes_sent.clone(),
+            keepalive: None,
         }
     }
+
+    /// Turns on TCP keepalive for accepted connections: the first probe after `idle` without
+    /// traffic (so a peer that vanished, e.g. a phone that lost its network, is noticed even while
+    /// a long poll or an SSE stream waits).
+    pub fn with_keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.keepalive = idle;
+        self
+    }
+}
+
+/// Sets TCP keepalive on `stream` (see [`CountingListener::with_keepalive`]).
+pub fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
+    let params = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&params)
 }
 
 impl axum::serve::Listener for CountingListener {
@@ -42,6 +67,11 @@ impl axum::serve::Listener for CountingListener {
                 Ok((stream, peer)) => {
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(%peer, "could not set TCP_NODELAY: {e}");
+                    }
+                    if let Some(idle) = self.keepalive
+                        && let Err(e) = set_keepalive(&stream, idle)
+                    {
+                        tracing::debug!(%peer, "could not set TCP keepalive: {e}");
                     }
                     self.accepted.inc();
                     let io = CountingStream::new(stream, self.received.clone(), self.sent.clone());
@@ -181,6 +211,30 @@ impl<S: AsyncWrite + Unpin, T: ByteTally + Unpin> AsyncWrite for CountingStream<
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn keepalive_settings_reach_the_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (server, _) = accepted.expect("accept");
+        set_keepalive(&server, Duration::from_secs(42)).expect("keepalive");
+        let socket = socket2::SockRef::from(&server);
+        assert!(socket.keepalive().expect("SO_KEEPALIVE"));
+        assert_eq!(
+            socket.tcp_keepalive_time().expect("idle"),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().expect("interval"),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(
+            socket.tcp_keepalive_retries().expect("probes"),
+            KEEPALIVE_PROBES
+        );
+        drop(client);
+    }
 
     #[tokio::test]
     async fn counts_bytes_both_ways() {

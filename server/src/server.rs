@@ -11,11 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::assets::Assets;
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::log::MessageLog;
 use crate::metrics::Metrics;
 use crate::net::CountingListener;
 use crate::state::AppState;
-use crate::{routes, socketio};
+use crate::{accept, routes, socketio};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +32,6 @@ pub enum ServerError {
     LocalAddr(std::io::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
-    #[error("serving HTTP failed: {0}")]
-    Serve(std::io::Error),
     #[error("the server task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -67,6 +66,7 @@ async fn serve(
         io: io.clone(),
     };
     let grace = state.config.shutdown_grace;
+    let limits = Limits::new(&state.config);
     let log_capacity = state.log.capacity();
     let broadcaster = tokio::spawn(socketio::broadcast(
         io.clone(),
@@ -90,12 +90,10 @@ async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, capacity = log_capacity, "serving the chat");
     }
-    let listener = CountingListener::new(listener, &metrics);
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .into_future();
+    let listener = CountingListener::new(listener, &metrics).with_keepalive(limits.tcp_keepalive);
+    let server = accept::serve(listener, app, limits, metrics, signal);
     let outcome = tokio::select! {
-        served = server => served.map_err(ServerError::Serve),
+        () = server => Ok(()),
         () = overdue(signalled_rx, grace) => {
             tracing::warn!("connections still open {:?} after shutdown; leaving them behind", grace * 2);
             Ok(())

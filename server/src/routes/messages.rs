@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Form, FromRequest, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::page_body::PageBody;
 use crate::api_error::ApiError;
+use crate::body_deadline::BodyTimeout;
 use crate::input::{NewMessage, check_form_syntax};
-use crate::log::Page;
+use crate::log::PageInfo;
 use crate::metrics::GaugeGuard;
 use crate::state::AppState;
 
@@ -78,7 +80,14 @@ fn parse_wait(text: &str) -> Result<Duration, ApiError> {
     })
 }
 
-pub async fn get_messages(State(st): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+/// `GET` and `HEAD /messages`. The answer's body is streamed from the log ([`PageBody`]); `HEAD`
+/// gets the same headers, `Content-Length` included, without touching a message.
+pub async fn get_messages(
+    State(st): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let query = match PollQuery::parse(&uri, st.config.max_wait) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -87,16 +96,16 @@ pub async fn get_messages(State(st): State<AppState>, uri: Uri, headers: HeaderM
         Some(wait) if query.since >= st.log.latest_id() && !wait.is_zero() => {
             long_poll(&st, &query, wait).await
         }
-        _ => st.log.since(query.since, query.limit),
+        _ => st.log.page_info(query.since, query.limit),
     };
-    page_response(&st, &page, query.since, &headers)
+    page_response(&st, &page, query.since, &headers, method == Method::HEAD)
 }
 
 /// Waits until a message newer than `since` exists, `wait` runs out, or the server shuts down.
-async fn long_poll(st: &AppState, query: &PollQuery, wait: Duration) -> Page {
+async fn long_poll(st: &AppState, query: &PollQuery, wait: Duration) -> PageInfo {
     // A cursor ahead of the log (e.g. from before a restart) would wait for ids that may never come.
     if query.since > st.log.latest_id() {
-        return st.log.since(query.since, query.limit);
+        return st.log.page_info(query.since, query.limit);
     }
     let mut latest = st.log.subscribe();
     let _waiting = GaugeGuard::new(&st.metrics.long_polls_waiting);
@@ -106,19 +115,34 @@ async fn long_poll(st: &AppState, query: &PollQuery, wait: Duration) -> Page {
         () = tokio::time::sleep(wait) => {}
         () = st.shutdown.cancelled() => {}
     }
-    st.log.since(query.since, query.limit)
+    st.log.page_info(query.since, query.limit)
 }
 
-fn page_response(st: &AppState, page: &Page, since: u64, request: &HeaderMap) -> Response {
+fn page_response(
+    st: &AppState,
+    page: &PageInfo,
+    since: u64,
+    request: &HeaderMap,
+    head: bool,
+) -> Response {
+    // The ETag names the newest id; the body is the page fixed at this instant, so a matching
+    // tag always stands for the same bytes.
     let etag = format!("\"{:x}-{}\"", st.epoch, page.latest_id);
     let mut response = if if_none_match(request, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = Response::new(Body::from(page.json_array()));
-        r.headers_mut().insert(
+        let body = if head {
+            Body::empty()
+        } else {
+            Body::new(PageBody::new(st.log.clone(), page))
+        };
+        let mut r = Response::new(body);
+        let h = r.headers_mut();
+        h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(page.json_len));
         r
     };
     let headers = response.headers_mut();
@@ -151,6 +175,7 @@ fn if_none_match(request: &HeaderMap, etag: &str) -> bool {
 
 /// `POST /messages`: JSON or form `{name, message}` → 201 with the stored message.
 pub async fn post_message(State(st): State<AppState>, request: Request) -> Response {
+    let version = request.version();
     match store(&st, request).await {
         Ok(json) => {
             st.metrics.messages_stored_http.inc();
@@ -161,7 +186,38 @@ pub async fn post_message(State(st): State<AppState>, request: Request) -> Respo
             )
                 .into_response()
         }
-        Err(e) => e.into_response(),
+        Err(Refusal { error, body_unread }) => {
+            let mut response = error.into_response();
+            // The rest of an unread (or unreadable) body would be taken for the next request:
+            // HTTP/1 closes the connection instead (HTTP/2 resets just the stream).
+            if body_unread && version <= Version::HTTP_11 {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        }
+    }
+}
+
+/// A refused POST; `body_unread` when the body was not (or could not be) read to its end.
+struct Refusal {
+    error: ApiError,
+    body_unread: bool,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Refusal {
+            error,
+            body_unread: false,
+        }
+    }
+}
+
+impl From<crate::log::AppendError> for Refusal {
+    fn from(error: crate::log::AppendError) -> Self {
+        ApiError::from(error).into()
     }
 }
 
@@ -170,16 +226,38 @@ enum BodyKind {
     Form,
 }
 
-async fn store(st: &AppState, request: Request) -> Result<Bytes, ApiError> {
+async fn store(st: &AppState, request: Request) -> Result<Bytes, Refusal> {
     let kind = body_kind(request.headers())?;
     let limit = st.config.max_message_bytes;
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is over {limit} bytes (--max-message-bytes)"),
         )
-    })?;
+    };
+    // Refused from the header alone, before a byte of the body is read.
+    if declared_length(request.headers()).is_some_and(|n| n > limit as u64) {
+        return Err(Refusal {
+            error: too_large(),
+            body_unread: true,
+        });
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|e| Refusal {
+            body_unread: true,
+            error: match body_failure(&e) {
+                BodyFailure::TooLarge => too_large(),
+                BodyFailure::Timeout => ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("request body not complete in time ({e}; --body-timeout)"),
+                ),
+                BodyFailure::Malformed => {
+                    ApiError::bad_request(format!("malformed or incomplete request body: {e}"))
+                }
+            },
+        })?;
     let new = match kind {
         BodyKind::Json => {
             let value: serde_json::Value = serde_json::from_slice(&bytes)
@@ -199,6 +277,40 @@ async fn store(st: &AppState, request: Request) -> Result<Bytes, ApiError> {
     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let stored = st.log.append(&new.name, &new.message)?;
     Ok(stored.json().clone())
+}
+
+/// The request's `Content-Length`, when it has a valid one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyFailure {
+    TooLarge,
+    Timeout,
+    Malformed,
+}
+
+/// Why reading a body failed: over the limit, too slow (`--body-timeout`), or broken framing
+/// (a malformed chunk, the client gone mid-body).
+fn body_failure(error: &axum::Error) -> BodyFailure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return BodyFailure::TooLarge;
+        }
+        if e.is::<BodyTimeout>() {
+            return BodyFailure::Timeout;
+        }
+        cause = e.source();
+    }
+    BodyFailure::Malformed
 }
 
 fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {

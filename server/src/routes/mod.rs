@@ -2,6 +2,7 @@
 
 mod events;
 mod messages;
+mod page_body;
 mod pages;
 mod track;
 mod unsent;

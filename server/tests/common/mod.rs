@@ -2,7 +2,9 @@
 //! client, /metrics reading and minimal Engine.IO v4 / Socket.IO v5 clients (WebSocket and polling).
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod child;
 pub mod mem;
+pub mod raw;
 pub mod raw_ws;
 pub mod sse;
 
