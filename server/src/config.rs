@@ -64,9 +64,11 @@ pub struct Config {
     pub max_malformed_per_sec: u32,
 
     /// Bytes of one SSE stream that may wait in its connection for a client that does not read
-    /// (1024 to 262144). The stream waits while that much is queued; one whose queued bytes see
+    /// (1024 to 49152: below the 64 KiB hyper buffers per HTTP/1 connection, past which it stops
+    /// pulling the stream, which could then never end itself). The stream waits while that
+    /// much is queued; one whose queued bytes see
     /// no progress for a whole --sse-keepalive is ended (`pushpoll_sse_streams_dropped_total`).
-    #[arg(long, default_value_t = 131_072, value_parser = parse_sse_buffer)]
+    #[arg(long, default_value_t = 32_768, value_parser = parse_sse_buffer)]
     pub sse_max_buffered: usize,
 
     /// A request's headers must be complete this long after its first byte, or the connection
@@ -128,10 +130,16 @@ fn parse_positive(text: &str) -> Result<usize, String> {
 
 /// Above ~400 KB hyper stops pulling from a body it cannot write, and a stream that is not pulled
 /// cannot end itself, so the limit must stay well below that.
+/// The most `--sse-max-buffered` may be: three quarters of [`crate::limits::H1_MAX_BUF`], the
+/// bytes hyper queues per HTTP/1 connection before it stops pulling a response body.
+pub const SSE_MAX_BUFFERED_LIMIT: usize = crate::limits::H1_MAX_BUF / 4 * 3;
+
 fn parse_sse_buffer(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
-        Ok(n) if (1024..=262_144).contains(&n) => Ok(n),
-        Ok(n) => Err(format!("{n} is not between 1024 and 262144 bytes")),
+        Ok(n) if (1024..=SSE_MAX_BUFFERED_LIMIT).contains(&n) => Ok(n),
+        Ok(n) => Err(format!(
+            "{n} is not between 1024 and {SSE_MAX_BUFFERED_LIMIT} bytes"
+        )),
         Err(e) => Err(format!("not a whole number of bytes: {e}")),
     }
 }
@@ -150,7 +158,7 @@ mod tests {
         assert!(config.web_dir.is_none());
         assert_eq!(config.malformed_log_per_sec, 10);
         assert_eq!(config.max_malformed_per_sec, 100);
-        assert_eq!(config.sse_max_buffered, 128 * 1024);
+        assert_eq!(config.sse_max_buffered, 32 * 1024);
         assert_eq!(config.header_timeout, Duration::from_secs(10));
         assert_eq!(config.body_timeout, Duration::from_secs(30));
         assert_eq!(config.idle_timeout, Duration::from_secs(75));
@@ -169,6 +177,6 @@ mod tests {
         let err = Cli::try_parse_from(["x", "--capacity", "0"]).err();
         assert!(err.is_some_and(|e| e.to_string().contains("at least 1")));
         let err = Cli::try_parse_from(["x", "--sse-max-buffered", "1000000"]).err();
-        assert!(err.is_some_and(|e| e.to_string().contains("between 1024 and 262144")));
+        assert!(err.is_some_and(|e| e.to_string().contains("between 1024 and 49152")));
     }
 }

@@ -19,7 +19,7 @@ const BATCHES: usize = 20;
 const PER_BATCH: usize = 100;
 /// Peak RSS growth allowed while 200 stalled streams fall 16.6 MB behind: the log itself keeps
 /// 2,000 messages of 8 KB (16.6 MB; 27 MB of RSS growth with no stalled stream at all, in a debug
-/// build), 200 streams × the 128 KiB default add 26 MB at most, and the allocator needs room.
+/// build), 200 streams × the 32 KiB default add 6.6 MB at most, and the allocator needs room.
 /// Without the limit the growth was 272 MB (debug build).
 const CAP: u64 = 80_000_000;
 
