@@ -20,8 +20,15 @@ function showNote(text) {
   note.hidden = !text;
 }
 
+let statusLabel = "starting…";
 function updateStatus(text) {
-  statusLine.textContent = `${text} · ${requests} HTTP requests · ${received} messages received`;
+  statusLabel = text;
+  refreshStatus();
+}
+
+// The counters change on every request and message, the label only when the mode's state does.
+function refreshStatus() {
+  statusLine.textContent = `${statusLabel} · ${requests} HTTP requests · ${received} messages received`;
 }
 
 function rttLabel(li, id) {
@@ -58,6 +65,7 @@ function addMessage(m, via) {
   shown.set(m.id, li);
   cursor = Math.max(cursor, m.id);
   rttLabel(li, m.id);
+  refreshStatus();
   if (next === null) scrollToNewest();
 }
 
@@ -76,6 +84,7 @@ function scrollToNewest() {
 async function fetchSince(via, wait, signal) {
   const query = `since=${cursor}` + (wait ? `&wait=${wait}` : "");
   requests += 1;
+  refreshStatus();
   const response = await fetch(`/messages?${query}`, { cache: "no-store", signal });
   if (!response.ok) throw new Error(`GET /messages answered ${response.status}`);
   const missed = response.headers.get("x-pushpoll-missed");
@@ -180,6 +189,7 @@ $("send").addEventListener("submit", async (event) => {
   $("message").value = "";
   try {
     requests += 1;
+    refreshStatus();
     const response = await fetch("/messages", {
       method: "POST",
       headers: { "content-type": "application/json" },

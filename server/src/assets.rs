@@ -9,6 +9,10 @@ use bytes::Bytes;
 pub const INDEX_HTML: &str = include_str!("../../web/index.html");
 pub const APP_JS: &str = include_str!("../../web/app.js");
 pub const STYLE_CSS: &str = include_str!("../../web/style.css");
+/// The race page: every door at once, charting when each delivered a message.
+pub const RACE_HTML: &str = include_str!("../../web/race.html");
+pub const RACE_JS: &str = include_str!("../../web/race.js");
+pub const RACE_CSS: &str = include_str!("../../web/race.css");
 
 /// Where the client bundle sits inside a web folder (minified first).
 const CLIENT_BUNDLES: [&str; 2] = [
@@ -66,5 +70,27 @@ mod tests {
     fn the_page_loads_the_client_and_renders_text_safely() {
         assert!(INDEX_HTML.contains("/socket.io/socket.io.js"));
         assert!(!APP_JS.contains("innerHTML"));
+    }
+
+    #[test]
+    fn the_race_page_loads_the_client_and_renders_text_safely() {
+        assert!(RACE_HTML.contains("/socket.io/socket.io.js"));
+        assert!(RACE_HTML.contains("/race.js") && RACE_HTML.contains("/race.css"));
+        assert!(
+            INDEX_HTML.contains("href=\"/race\""),
+            "the chat page links the race page"
+        );
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+        ] {
+            assert!(!RACE_JS.contains(forbidden), "race.js uses {forbidden}");
+        }
+        // Relative URLs only, so the page works against any server it is served from (the one
+        // absolute URL is SVG's namespace name, which is never fetched).
+        let without_svg_namespace = RACE_JS.replace("\"http://www.w3.org/2000/svg\"", "");
+        assert!(!without_svg_namespace.contains("://"));
     }
 }

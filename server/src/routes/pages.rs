@@ -1,40 +1,48 @@
-//! The chat page (compiled in), the official Socket.IO client bundle, `/healthz` and `/metrics`.
+//! The chat page and the race page (compiled in), the official Socket.IO client bundle,
+//! `/healthz` and `/metrics`.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::api_error::ApiError;
-use crate::assets::{APP_JS, INDEX_HTML, STYLE_CSS};
+use crate::assets::{APP_JS, INDEX_HTML, RACE_CSS, RACE_HTML, RACE_JS, STYLE_CSS};
 use crate::state::AppState;
 
 const NO_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
 
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// A compiled-in page file, revalidated on every load.
+fn page_file(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), NO_CACHE], body).into_response()
+}
+
 pub async fn index() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8"), NO_CACHE],
-        INDEX_HTML,
-    )
-        .into_response()
+    page_file(HTML, INDEX_HTML)
 }
 
 pub async fn app_js() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            NO_CACHE,
-        ],
-        APP_JS,
-    )
-        .into_response()
+    page_file(JS, APP_JS)
 }
 
 pub async fn style_css() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), NO_CACHE],
-        STYLE_CSS,
-    )
-        .into_response()
+    page_file(CSS, STYLE_CSS)
+}
+
+/// `/race`: one page listening through every door at once.
+pub async fn race() -> Response {
+    page_file(HTML, RACE_HTML)
+}
+
+pub async fn race_js() -> Response {
+    page_file(JS, RACE_JS)
+}
+
+pub async fn race_css() -> Response {
+    page_file(CSS, RACE_CSS)
 }
 
 pub async fn socket_io_client(State(st): State<AppState>) -> Response {

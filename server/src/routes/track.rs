@@ -35,7 +35,9 @@ fn classify(method: &Method, path: Option<&str>) -> Route {
         (Some("/events"), true, _) => Route::Events,
         (Some("/socket.io" | "/socket.io/"), _, _) => Route::SocketIo,
         (Some("/socket.io/socket.io.js"), true, _) => Route::SocketIoJs,
-        (Some("/" | "/app.js" | "/style.css"), true, _) => Route::Page,
+        (Some("/" | "/app.js" | "/style.css" | "/race" | "/race.js" | "/race.css"), true, _) => {
+            Route::Page
+        }
         (Some("/metrics"), true, _) => Route::Metrics,
         (Some("/healthz"), true, _) => Route::Healthz,
         _ => Route::Other,
@@ -103,6 +105,7 @@ mod tests {
             classify(&Method::POST, Some("/socket.io/")),
             Route::SocketIo
         );
+        assert_eq!(classify(&Method::GET, Some("/race.js")), Route::Page);
         assert_eq!(classify(&Method::GET, None), Route::Other);
         assert_eq!(classify(&Method::DELETE, Some("/messages")), Route::Other);
     }
