@@ -22,6 +22,11 @@ const PER_BATCH: usize = 100;
 /// build), 200 streams × the 32 KiB default add 6.6 MB at most, and the allocator needs room.
 /// Without the limit the growth was 272 MB (debug build).
 const CAP: u64 = 80_000_000;
+/// The log's messages: 2,000 of 8 KB.
+const LOG_BYTES: u64 = (BATCHES * PER_BATCH * 8192) as u64;
+/// What may stay above the baseline and the log once the stalled streams are gone: freed
+/// memory the allocator keeps for reuse. Measured: about 15 MB (debug build).
+const AFTER_MARGIN: u64 = 32_000_000;
 
 /// Opens `GET /events` over raw TCP with a small receive buffer, reads the response head and the
 /// `retry:` line, and then never reads again.
@@ -148,6 +153,14 @@ async fn stalled_sse_streams_are_ended_with_bounded_memory_and_a_reader_gets_eve
     }
     let open = still_established(addr.port(), &ports);
     assert_eq!(open, 0, "the server kept {open} stalled connections open");
+    // Memory given back once they are gone: what stays is the log's own 2,000 messages
+    // (16.6 MB) and what the allocator keeps for reuse, within a stated margin.
+    let after = mem::rss().saturating_sub(peak.baseline());
+    assert!(
+        after < LOG_BYTES + AFTER_MARGIN,
+        "{} above the baseline after the stalled streams ended",
+        mem::mb(after)
+    );
 
     // The reader was never dropped: the next message reaches it too.
     server.log().append("ann", "one more").expect("stored");
