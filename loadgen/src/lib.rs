@@ -22,7 +22,8 @@
 //!   this process.
 //! - [`bench_support`]: receiver fleets and single timed deliveries for the criterion benches.
 //! - [`compare`]: `loadgen compare`, the sweep over strategies; [`report`]: every report format
-//!   (`loadgen report`), rendered from `results.json`.
+//!   (`loadgen report`), rendered from `results.json`; [`capacity`]: `loadgen capacity` (and
+//!   `compare --capacity`), the search for the largest client count a server holds.
 
 pub mod bench_support;
 pub mod bootstrap;
