@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::driver::{RunError, RunHooks};
-use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION, Warning};
+use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION};
 use crate::scenario::{Scenario, StrategySpec, parse_duration};
 
 /// Find the largest client count a server holds for one strategy.
@@ -166,28 +166,14 @@ pub fn verdict(run: &RunResult, target: Duration) -> Result<(), Broke> {
     if p99_us > target_us {
         return Err(Broke::P99 { p99_us, target_us });
     }
-    if let Some(w) = run.warnings.iter().find(|w| is_generator_health(w)) {
+    // The saturation warnings are exactly those that say the generator (or the machine it
+    // shares with the server), not the server, shaped the figures.
+    if let Some(w) = run.warnings.iter().find(|w| w.is_saturation()) {
         return Err(Broke::GeneratorHealth {
             warning: w.to_string(),
         });
     }
     Ok(())
-}
-
-/// Warnings that say the figures are the generator's (or the shared machine's), not the server's.
-fn is_generator_health(w: &Warning) -> bool {
-    matches!(
-        w,
-        Warning::GeneratorSaturated { .. }
-            | Warning::MachineSaturated { .. }
-            | Warning::OtherCpuLoad { .. }
-            | Warning::GeneratorLag { .. }
-            | Warning::ThreadSaturated { .. }
-            | Warning::LateSends { .. }
-            | Warning::LatePolls { .. }
-            | Warning::SendRateBelowPlan { .. }
-            | Warning::PollRateBelowPlan { .. }
-    )
 }
 
 /// One measured step of the search.
@@ -415,7 +401,9 @@ pub async fn run_search(
             runs: vec![run.clone()],
         };
         if let Err(e) = crate::report::write_all(&results, &out.join(&folder)) {
+            // The folder cannot hold the steps: no point measuring more of them.
             failure.get_or_insert(e.into());
+            stop.cancel();
         }
         let why = verdict(&run, search.p99).err();
         eprintln!(
@@ -435,12 +423,16 @@ pub async fn run_search(
     };
     let mut capacity = self::search(search, &stop, step).await;
     capacity.interrupted = cancel.is_cancelled();
-    if let Some(e) = failure {
-        // A run that could not even start (a bad --target, say) is the user's to fix, not a
-        // capacity limit.
-        if capacity.steps.iter().all(|s| s.folder.is_empty()) {
-            return Err(e);
+    match failure {
+        // A step that could not start after others ran (too many clients for the open-file
+        // limit, say) is where the search stopped, and its step says why; a search whose first
+        // step could not start (a bad --target) is the user's to fix, and a report that could
+        // not be written is always an error.
+        Some(e @ CapacityError::Run(_)) if capacity.steps.iter().any(|s| !s.folder.is_empty()) => {
+            tracing::debug!("the search stopped at a step that could not start: {e}");
         }
+        Some(e) => return Err(e),
+        None => {}
     }
     capacity.target = scenario
         .target

@@ -275,11 +275,6 @@ impl Recorder {
         }
     }
 
-    /// Receivers that are members now.
-    pub fn members(&self) -> u64 {
-        *lock(&self.members)
-    }
-
     /// Probes intended in `[from, to)` are measured.
     pub fn set_window(&self, from: Instant, to: Instant) {
         self.window
