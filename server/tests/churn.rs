@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{WsClient, start};
+use common::{WsClient, mem, start};
 
 /// Clients per round, and rounds after the first (the first warms the allocator's pools up).
 const CONCURRENT: usize = 100;
@@ -20,15 +20,6 @@ const RSS_MARGIN_BYTES: u64 = 16 << 20;
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
 
 async fn round(addr: std::net::SocketAddr) {
@@ -51,12 +42,12 @@ async fn a_thousand_clients_come_and_go_and_leave_nothing_behind() {
     round(addr).await;
     // Let connections in TIME_WAIT and the first round's tasks settle.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (fds_before, rss_before) = (open_fds(), rss_bytes());
+    let (fds_before, rss_before) = (open_fds(), mem::rss());
     for _ in 0..ROUNDS - 1 {
         round(addr).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (fds_after, rss_after) = (open_fds(), rss_bytes());
+    let (fds_after, rss_after) = (open_fds(), mem::rss());
     eprintln!(
         "after {} clients: fds {fds_before} -> {fds_after}, RSS {:.1} -> {:.1} MB",
         CONCURRENT * ROUNDS,
