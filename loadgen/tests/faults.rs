@@ -48,10 +48,12 @@ fn assert_clean_run(r: &RunResult, f: &FaultCounts) {
     let ctx = format!("{}: {r:#?}\n{f:?}", r.label);
     assert_eq!(r.outcome, Outcome::Completed, "{ctx}");
     assert_eq!(r.clients.connected, CLIENTS, "{ctx}");
-    assert_eq!(
-        r.traffic.connections_opened,
-        CLIENTS + 1,
-        "one connection per receiver and one for the sender, nobody reconnected: {ctx}"
+    // One connection per receiver, and the sender's: one on a quiet machine, a few more when a
+    // POST is still in flight at the next send instant (the sender is open-loop), as on a
+    // machine busy with other work. A receiver that reconnected would open one per reconnect.
+    assert!(
+        (CLIENTS + 1..=CLIENTS + 4).contains(&r.traffic.connections_opened),
+        "one connection per receiver, one to four for the sender, nobody reconnected: {ctx}"
     );
     assert_eq!(r.schedule.planned_sends, PROBES, "{ctx}");
     assert_eq!(r.traffic.requests.posts, PROBES, "{ctx}");
