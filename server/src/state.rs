@@ -7,6 +7,7 @@ use socketioxide::SocketIo;
 use tokio_util::sync::CancellationToken;
 
 use crate::assets::Assets;
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::log::MessageLog;
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct AppState {
     /// Distinguishes this process's ETags from those of an earlier run (ids restart at 1).
     pub epoch: u64,
     pub io: SocketIo,
+    /// The shared log of a cluster (`--redis`); `None`: this process's log is the chat.
+    pub broker: Option<Broker>,
 }
 
 impl AppState {

@@ -187,7 +187,13 @@ pub async fn post_message(State(st): State<AppState>, request: Request) -> Respo
                 .into_response()
         }
         Err(Refusal { error, body_unread }) => {
+            let unavailable = error.status == StatusCode::SERVICE_UNAVAILABLE;
             let mut response = error.into_response();
+            if unavailable {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             // The rest of an unread (or unreadable) body would be taken for the next request:
             // HTTP/1 closes the connection instead (HTTP/2 resets just the stream).
             if body_unread && version <= Version::HTTP_11 {
@@ -275,8 +281,35 @@ async fn store(st: &AppState, request: Request) -> Result<Bytes, Refusal> {
         }
     }
     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let stored = st.log.append(&new.name, &new.message)?;
+    let stored = match &st.broker {
+        None => st.log.append(&new.name, &new.message)?,
+        Some(broker) => {
+            st.log.check(&new.name, &new.message)?;
+            let stored = broker.append(&new.name, &new.message).await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the message was not stored: {e}; send it again shortly"),
+                )
+            })?;
+            seen_here(st, stored.id()).await;
+            stored
+        }
+    };
     Ok(stored.json().clone())
+}
+
+/// How long a `POST` on a cluster waits for this node's own doors to hold the message it stored
+/// (read-your-writes: a `GET /messages` right after the `201` finds it).
+const SEEN_HERE_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits (bounded) until this node's follower has read message `id` back from Redis. Past the
+/// bound the answer goes out anyway: Redis has the message, every node will serve it.
+async fn seen_here(st: &AppState, id: u64) {
+    let mut latest = st.log.subscribe();
+    let seen = tokio::time::timeout(SEEN_HERE_WAIT, latest.wait_for(|&l| l >= id)).await;
+    if seen.is_err() {
+        tracing::debug!(id, "stored in Redis, not yet read back by this node");
+    }
 }
 
 /// The request's `Content-Length`, when it has a valid one.
