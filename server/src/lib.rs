@@ -22,6 +22,7 @@ mod body_deadline;
 pub mod broker;
 pub mod config;
 mod connection;
+mod engineio_errors;
 pub mod input;
 pub mod limits;
 pub mod log;

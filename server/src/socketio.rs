@@ -75,7 +75,10 @@ pub fn build<S: Clone + Send + Sync + 'static>(
     io.ns("/", connected.with(register_handlers));
     let routes = Router::new()
         .route_service("/socket.io", service.clone())
-        .route_service("/socket.io/", service);
+        .route_service("/socket.io/", service)
+        .layer(axum::middleware::from_fn(
+            crate::engineio_errors::numeric_codes,
+        ));
     (routes, io)
 }
 
