@@ -112,7 +112,9 @@ async fn serve(
         assets: Arc::new(Assets::load(config.web_dir.as_deref())),
         config: Arc::new(config),
         shutdown: stop.clone(),
-        epoch: AppState::epoch_now(),
+        epoch: broker
+            .as_ref()
+            .map_or_else(AppState::epoch_now, Broker::epoch),
         io: io.clone(),
         broker,
     };

@@ -235,6 +235,21 @@ async fn a_killed_node_loses_nothing_acknowledged_and_its_clients_resume_on_anot
     assert_eq!(post(a2.addr, "n", "after").await["id"], 16);
     let since = get_json(b.addr, "/messages?since=15&wait=5s").await;
     assert_eq!(ids(&since), [16]);
+    // The nodes share the ETag epoch: a poller sent to either node keeps getting 304s.
+    let etag = client()
+        .get(url(a2.addr, "/messages?since=16"))
+        .send()
+        .await
+        .expect("GET")
+        .headers()["etag"]
+        .clone();
+    let cached = client()
+        .get(url(b.addr, "/messages?since=16"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(cached.status(), 304);
 }
 
 /// POSTs until one is stored (bounded); returns the stored message.

@@ -67,6 +67,8 @@ struct Inner {
     /// SHA1 of the append script (loaded again if Redis forgot it).
     sha: Mutex<String>,
     capacity: usize,
+    /// The ETag epoch every node of this chat shares.
+    epoch: u64,
     log: MessageLog,
     metrics: Metrics,
     socket_tx: mpsc::Sender<(String, String)>,
@@ -98,6 +100,14 @@ impl Broker {
         let follower = link(Duration::from_millis(follow::BLOCK_MS) + WRITE_TIMEOUT);
         let sha = load_script(&writer).await?;
         let keys = Keys::new(&config.redis_key);
+        let epoch = match writer
+            .request(&script::epoch(&keys, now_micros() / 1000))
+            .await?
+        {
+            Value::BulkString(text) => String::from_utf8_lossy(&text).parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| BrokerError::Reply(format!("{} does not hold a number", keys.epoch)))?;
         let history = writer
             .request(&stream::newest(&keys.stream, config.capacity))
             .await?;
@@ -119,6 +129,7 @@ impl Broker {
                 keys,
                 sha: Mutex::new(sha),
                 capacity: config.capacity,
+                epoch,
                 log,
                 metrics,
                 socket_tx,
@@ -225,6 +236,11 @@ impl Broker {
             Value::SimpleString(s) if s == "PONG" => Ok(()),
             other => Err(BrokerError::Reply(format!("PING answered {other:?}"))),
         }
+    }
+
+    /// The ETag epoch every node of this chat shares.
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch
     }
 
     /// Where Redis is (credentials left out).

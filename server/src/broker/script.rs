@@ -45,6 +45,8 @@ return id
 pub struct Keys {
     pub stream: String,
     pub counter: String,
+    /// When this chat's log was first used (ms since the epoch): the nodes' shared ETag epoch.
+    pub epoch: String,
 }
 
 impl Keys {
@@ -52,8 +54,19 @@ impl Keys {
         Keys {
             stream: format!("{prefix}:log"),
             counter: format!("{prefix}:next-id"),
+            epoch: format!("{prefix}:epoch"),
         }
     }
+}
+
+/// `SET epoch now NX` then `GET epoch`, as one script: the first node's start time, for all.
+pub fn epoch(keys: &Keys, now_ms: u64) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg("redis.call('SET', KEYS[1], ARGV[1], 'NX') return redis.call('GET', KEYS[1])")
+        .arg(1)
+        .arg(&keys.epoch)
+        .arg(now_ms);
+    cmd
 }
 
 pub fn load() -> Cmd {

@@ -92,6 +92,7 @@ pub async fn get_messages(
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    st.catch_up(query.since).await;
     let page = match query.wait {
         Some(wait) if query.since >= st.log.latest_id() && !wait.is_zero() => {
             long_poll(&st, &query, wait).await
@@ -291,25 +292,12 @@ async fn store(st: &AppState, request: Request) -> Result<Bytes, Refusal> {
                     format!("the message was not stored: {e}; send it again shortly"),
                 )
             })?;
-            seen_here(st, stored.id()).await;
+            // Read-your-writes: a GET right after the 201 finds the message on this node too.
+            st.catch_up(stored.id()).await;
             stored
         }
     };
     Ok(stored.json().clone())
-}
-
-/// How long a `POST` on a cluster waits for this node's own doors to hold the message it stored
-/// (read-your-writes: a `GET /messages` right after the `201` finds it).
-const SEEN_HERE_WAIT: Duration = Duration::from_secs(1);
-
-/// Waits (bounded) until this node's follower has read message `id` back from Redis. Past the
-/// bound the answer goes out anyway: Redis has the message, every node will serve it.
-async fn seen_here(st: &AppState, id: u64) {
-    let mut latest = st.log.subscribe();
-    let seen = tokio::time::timeout(SEEN_HERE_WAIT, latest.wait_for(|&l| l >= id)).await;
-    if seen.is_err() {
-        tracing::debug!(id, "stored in Redis, not yet read back by this node");
-    }
 }
 
 /// The request's `Content-Length`, when it has a valid one.
