@@ -265,7 +265,7 @@ impl BrokerMetrics {
     fn new(reg: &Registering<'_>) -> Result<Self, prometheus::Error> {
         let bytes = reg.counter_vec(
             "pushpoll_broker_bytes_total",
-            "Bytes of Redis commands sent and replies read (RESP; connection handshakes excluded)",
+            "Bytes of Redis commands sent and replies read (RESP; AUTH and SELECT on connect excluded)",
             &["direction"],
         )?;
         let append_to_seen = Histogram::with_opts(

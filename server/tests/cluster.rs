@@ -425,3 +425,42 @@ async fn a_polling_session_held_by_another_node_gets_session_id_unknown() {
         assert_eq!(body, json!({ "code": 1, "message": "Session ID unknown" }));
     }
 }
+
+#[tokio::test]
+async fn the_broker_byte_counters_equal_the_bytes_on_the_wire() {
+    let redis = RedisServer::start();
+    let proxy = common::redis::CountingProxy::start(redis.port()).await;
+    let n = ChildServer::start(&["--redis", &proxy.url()]).await;
+    let mut socket = WsClient::connect(n.addr).await;
+    for k in 0..20 {
+        post(n.addr, "n", &format!("message {k} {}", "x".repeat(k * 50))).await;
+    }
+    socket
+        .emit_message(&json!({ "name": "sio", "message": "é ✓" }))
+        .await;
+    get_json(n.addr, "/messages?since=20&wait=5s").await;
+    // The follower's XREAD never stops: read both sides until they agree (bounded).
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let to = metric(
+            n.addr,
+            r#"pushpoll_broker_bytes_total{direction="to_redis"}"#,
+        )
+        .await as u64;
+        let from = metric(
+            n.addr,
+            r#"pushpoll_broker_bytes_total{direction="from_redis"}"#,
+        )
+        .await as u64;
+        let (wire_to, wire_from) = proxy.counted();
+        if (to, from) == (wire_to, wire_from) {
+            assert!(to > 0 && from > 0);
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "counted to/from Redis {to}/{from}, on the wire {wire_to}/{wire_from}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -83,10 +83,15 @@ impl Broker {
         log: MessageLog,
         metrics: Metrics,
     ) -> Result<Broker, BrokerError> {
-        let client = redis::Client::open(url).map_err(|e| BrokerError::BadUrl {
+        let bad_url = |e: redis::RedisError| BrokerError::BadUrl {
             url: redact(url),
             reason: e.to_string(),
-        })?;
+        };
+        let info = redis::IntoConnectionInfo::into_connection_info(url).map_err(bad_url)?;
+        // No `CLIENT SETINFO` on connect: without a password or a database in the URL, every byte
+        // on the connection is then a command or a reply the broker counts.
+        let settings = info.redis_settings().clone().set_skip_set_lib_name();
+        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad_url)?;
         let target = redact(url);
         let link = |timeout| {
             Link::new(
