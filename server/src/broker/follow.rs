@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::link::Link;
-use super::script::Keys;
+use super::script::{self, Keys};
 use super::stream::{self, Entry};
 use super::{BrokerError, now_micros};
 use crate::log::{Ingested, MessageLog};
@@ -31,6 +31,22 @@ pub async fn follow(
     let mut up = true;
     metrics.up.set(1);
     loop {
+        if !up {
+            // Back from an outage: make sure Redis's counter is past what this node holds
+            // before reading on (`script::raise_counter`).
+            let raise = script::raise_counter(keys, log.latest_id());
+            let raised = tokio::select! {
+                raised = link.request(&raise) => raised,
+                () = stop.cancelled() => return,
+            };
+            if let Err(e) = raised {
+                tracing::debug!("Redis still unreachable: {e}");
+                if pause(link, stop).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
         let cmd = stream::read_after(&keys.stream, log.latest_id(), READ_BATCH, BLOCK_MS);
         let reply = tokio::select! {
             reply = link.request(&cmd) => reply,
@@ -54,13 +70,20 @@ pub async fn follow(
                          reconnecting with backoff"
                     );
                 }
-                let pause = link.retry_in().await.max(MIN_PAUSE);
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = stop.cancelled() => return,
+                if pause(link, stop).await.is_err() {
+                    return;
                 }
             }
         }
+    }
+}
+
+/// Waits until the link may try again; `Err` when the server stops meanwhile.
+async fn pause(link: &Link, stop: &CancellationToken) -> Result<(), ()> {
+    let wait = link.retry_in().await.max(MIN_PAUSE);
+    tokio::select! {
+        () = tokio::time::sleep(wait) => Ok(()),
+        () = stop.cancelled() => Err(()),
     }
 }
 

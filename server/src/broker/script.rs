@@ -69,6 +69,21 @@ pub fn epoch(keys: &Keys, now_ms: u64) -> Cmd {
     cmd
 }
 
+/// Raises the counter to at least `newest` (the newest id a node holds), run by each node's
+/// follower after it lost Redis: if Redis came back empty (no persistence), the next id is above
+/// every id a running node holds, whichever node appends first, one that started empty included.
+pub fn raise_counter(keys: &Keys, newest: u64) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(
+        "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then \
+         redis.call('SET', KEYS[1], ARGV[1]) end return 1",
+    )
+    .arg(1)
+    .arg(&keys.counter)
+    .arg(newest);
+    cmd
+}
+
 pub fn load() -> Cmd {
     let mut cmd = redis::cmd("SCRIPT");
     cmd.arg("LOAD").arg(APPEND);
