@@ -101,6 +101,16 @@ pub struct Config {
     /// Concurrent requests (streams) per HTTP/2 connection; more are refused by the protocol.
     #[arg(long, default_value_t = 32, value_parser = parse_positive_u32)]
     pub http2_max_streams: u32,
+
+    /// Keep the message log in Redis (`redis://HOST:PORT[/DB]`) so that several nodes serve one
+    /// chat: ids, history and every door shared. Without it the log lives in this process only.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+
+    /// Prefix of the Redis keys (`PREFIX:log`, the stream; `PREFIX:next-id`, the id counter):
+    /// nodes with the same prefix on the same Redis serve the same chat.
+    #[arg(long, default_value = "pushpoll", value_name = "PREFIX")]
+    pub redis_key: String,
 }
 
 impl Default for Config {
@@ -165,6 +175,8 @@ mod tests {
         assert_eq!(config.tcp_keepalive, Duration::from_secs(60));
         assert_eq!(config.max_connections, 16_000);
         assert_eq!(config.http2_max_streams, 32);
+        assert_eq!(config.redis, None);
+        assert_eq!(config.redis_key, "pushpoll");
     }
 
     #[test]

@@ -11,14 +11,18 @@
 //! - [`metrics`]: Prometheus metrics, [`net`]: byte counting and TCP options at the connection.
 //! - `accept`, `connection`, `reserve`, `body_deadline`, [`limits`]: serving connections under
 //!   the limits (timeouts, connection cap, HTTP/2 streams and buffers; README "Limits").
-//! - `server`: [`run`], [`spawn`] and graceful shutdown; `signal`: [`shutdown_signal`].
+//! - [`broker`]: the log shared by several nodes through Redis (`--redis`).
+//! - `server`: [`connect`] (the log, in memory or on Redis), [`run`], [`spawn`] and graceful
+//!   shutdown; `signal`: [`shutdown_signal`].
 
 mod accept;
 mod api_error;
 mod assets;
 mod body_deadline;
+pub mod broker;
 pub mod config;
 mod connection;
+mod engineio_errors;
 pub mod input;
 pub mod limits;
 pub mod log;
@@ -34,7 +38,7 @@ mod socketio;
 mod state;
 
 pub use config::Config;
-pub use log::{AppendError, Message, MessageLog, Page, PageInfo, StoredMessage};
+pub use log::{AppendError, Ingested, Message, MessageLog, Page, PageInfo, StoredMessage};
 pub use routes::{LATEST_ID_HEADER, MISSED_HEADER, OLDEST_ID_HEADER};
-pub use server::{RunningServer, ServerError, run, spawn};
+pub use server::{Backend, RunningServer, ServerError, connect, run, run_with, spawn};
 pub use signal::shutdown_signal;

@@ -30,6 +30,21 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// Serializes a message once: the bytes every door sends.
+    pub fn encode(id: u64, name: &str, message: &str, ts: u64) -> StoredMessage {
+        let json = serde_json::to_vec(&MessageRef {
+            id,
+            name,
+            message,
+            ts,
+        })
+        .expect("serializing strings and integers cannot fail");
+        StoredMessage {
+            id,
+            json: Bytes::from(json),
+        }
+    }
+
     pub fn id(&self) -> u64 {
         self.id
     }
@@ -48,6 +63,18 @@ impl StoredMessage {
     pub fn decode(&self) -> Message {
         serde_json::from_slice(&self.json).expect("the log only holds serialized Messages")
     }
+}
+
+/// What [`MessageLog::ingest`] did with a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ingested {
+    Stored,
+    /// Its id was already held (a replay after a reconnect): ignored.
+    Duplicate,
+    /// Stored after `lost` ids this log never received.
+    AfterGap {
+        lost: u64,
+    },
 }
 
 /// Why a message was not stored.
@@ -147,8 +174,9 @@ impl MessageLog {
         }
     }
 
-    /// Validates, stamps and stores a message; wakes every waiter. Every door calls this.
-    pub fn append(&self, name: &str, message: &str) -> Result<StoredMessage, AppendError> {
+    /// The checks [`MessageLog::append`] makes before storing (also made before a message is
+    /// sent to the shared log of a cluster, `crate::broker`).
+    pub fn check(&self, name: &str, message: &str) -> Result<(), AppendError> {
         if message.trim().is_empty() {
             return Err(AppendError::EmptyMessage);
         }
@@ -159,22 +187,18 @@ impl MessageLog {
                 limit: self.inner.max_message_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// Validates, stamps and stores a message; wakes every waiter. Every door calls this.
+    pub fn append(&self, name: &str, message: &str) -> Result<StoredMessage, AppendError> {
+        self.check(name, message)?;
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut ring = self.ring();
         let id = *self.inner.latest.borrow() + 1;
-        let json = serde_json::to_vec(&MessageRef {
-            id,
-            name,
-            message,
-            ts,
-        })
-        .expect("serializing strings and integers cannot fail");
-        let stored = StoredMessage {
-            id,
-            json: Bytes::from(json),
-        };
+        let stored = StoredMessage::encode(id, name, message, ts);
         if ring.len() == self.inner.capacity {
             ring.pop_front();
         }
@@ -182,6 +206,32 @@ impl MessageLog {
         // Published while the ring is locked, so the signal never runs backwards.
         self.inner.latest.send_replace(id);
         Ok(stored)
+    }
+
+    /// Stores a message whose id was given elsewhere (the shared log of a cluster): the next id
+    /// is stored, an id already held is ignored, and an id past a gap (messages the shared log
+    /// lost before this node saw them) empties the ring first, so the ring stays contiguous and
+    /// readers behind the gap are told they `missed` messages. Wakes every waiter.
+    pub fn ingest(&self, stored: StoredMessage) -> Ingested {
+        let mut ring = self.ring();
+        let latest = *self.inner.latest.borrow();
+        let outcome = if stored.id <= latest {
+            return Ingested::Duplicate;
+        } else if stored.id == latest + 1 || ring.is_empty() {
+            Ingested::Stored
+        } else {
+            ring.clear();
+            Ingested::AfterGap {
+                lost: stored.id - latest - 1,
+            }
+        };
+        if ring.len() == self.inner.capacity {
+            ring.pop_front();
+        }
+        let id = stored.id;
+        ring.push_back(stored);
+        self.inner.latest.send_replace(id);
+        outcome
     }
 
     /// Retained messages with id > `since`, oldest first, at most `limit` of them.
@@ -385,6 +435,24 @@ mod tests {
         ));
         assert_eq!(log.latest_id(), 0);
         assert!(log.is_empty());
+    }
+
+    #[test]
+    fn ingest_keeps_ids_contiguous_ignores_replays_and_reports_gaps() {
+        let log = MessageLog::new(10, 100);
+        let at = |id| StoredMessage::encode(id, "n", "m", 0);
+        // A node joining late starts at the oldest id the shared log retains.
+        assert_eq!(log.ingest(at(5)), Ingested::Stored);
+        assert_eq!(log.since(0, 10).missed, 4);
+        assert_eq!(log.ingest(at(6)), Ingested::Stored);
+        assert_eq!(log.ingest(at(6)), Ingested::Duplicate);
+        assert_eq!(log.ingest(at(3)), Ingested::Duplicate);
+        assert_eq!(log.ingest(at(9)), Ingested::AfterGap { lost: 2 });
+        assert_eq!(log.latest_id(), 9);
+        let page = log.since(6, 10);
+        assert_eq!((page.missed, page.last_id()), (2, Some(9)));
+        assert_eq!(log.len(), 1);
+        assert_eq!(log.since(8, 10).last_id(), Some(9));
     }
 
     #[tokio::test]

@@ -28,10 +28,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (try another --addr)", config.addr))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    // A bad --redis URL or an unreachable Redis stops the start here, before the address is
+    // announced.
+    let backend = chat_server::connect(&config).await?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "chat-server listening on http://{addr}")?;
     stdout.flush()?;
     drop(stdout);
-    chat_server::run(listener, config, chat_server::shutdown_signal()).await?;
+    chat_server::run_with(listener, config, backend, chat_server::shutdown_signal()).await?;
     Ok(())
 }

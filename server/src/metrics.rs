@@ -5,7 +5,8 @@ use std::sync::{Arc, OnceLock};
 
 use prometheus::process_collector::ProcessCollector;
 use prometheus::{
-    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The routes requests are counted under (label `route`).
@@ -107,6 +108,25 @@ pub struct Metrics {
     pub header_timeouts: IntCounter,
     pub idle_timeouts: IntCounter,
     pub body_timeouts: IntCounter,
+    /// The shared log of a cluster (`--redis`); all zero without it.
+    pub broker: BrokerMetrics,
+}
+
+/// What the shared log (`crate::broker`) costs and how it fares.
+#[derive(Clone, Debug)]
+pub struct BrokerMetrics {
+    /// 1 while the follower holds a connection to Redis, else 0.
+    pub up: IntGauge,
+    /// From the instant a node sent a message to Redis to the instant this node read it back.
+    pub append_to_seen: Histogram,
+    pub bytes_to_redis: IntCounter,
+    pub bytes_from_redis: IntCounter,
+    pub reconnects: IntCounter,
+    pub appends: IntCounter,
+    pub append_failures: IntCounter,
+    pub followed: IntCounter,
+    pub duplicates: IntCounter,
+    pub gap_messages: IntCounter,
 }
 
 impl Metrics {
@@ -161,7 +181,9 @@ impl Metrics {
             &["kind"],
         )?;
         registry.register(Box::new(ProcessCollector::for_self()))?;
+        let broker = BrokerMetrics::new(&reg)?;
         Ok(Metrics {
+            broker,
             tcp_connections_open: reg.gauge(
                 "pushpoll_tcp_connections_open",
                 "TCP connections open (WebSockets and the over-limit reserve included)",
@@ -236,6 +258,63 @@ impl Metrics {
         let mut out = Vec::with_capacity(8192);
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(out)
+    }
+}
+
+impl BrokerMetrics {
+    fn new(reg: &Registering<'_>) -> Result<Self, prometheus::Error> {
+        let bytes = reg.counter_vec(
+            "pushpoll_broker_bytes_total",
+            "Bytes of Redis commands sent and replies read (RESP; AUTH and SELECT on connect excluded)",
+            &["direction"],
+        )?;
+        let append_to_seen = Histogram::with_opts(
+            HistogramOpts::new(
+                "pushpoll_broker_append_to_seen_seconds",
+                "From a node sending a message to Redis to this node reading it from the stream \
+                 (wall clocks: exact on one machine, clock offset included across machines)",
+            )
+            .buckets(vec![
+                0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        reg.0.register(Box::new(append_to_seen.clone()))?;
+        Ok(BrokerMetrics {
+            up: reg.gauge(
+                "pushpoll_broker_up",
+                "1 while this node follows the Redis stream, 0 while it cannot reach Redis",
+            )?,
+            append_to_seen,
+            bytes_to_redis: bytes.with_label_values(&["to_redis"]),
+            bytes_from_redis: bytes.with_label_values(&["from_redis"]),
+            reconnects: reg.counter(
+                "pushpoll_broker_reconnects_total",
+                "Connections to Redis opened again after one was lost (follower and writer)",
+            )?,
+            appends: reg.counter(
+                "pushpoll_broker_appends_total",
+                "Messages this node stored in the Redis stream",
+            )?,
+            append_failures: reg.counter(
+                "pushpoll_broker_append_failures_total",
+                "Messages this node could not store in Redis (POST answered 503; Socket.IO \
+                 events dropped)",
+            )?,
+            followed: reg.counter(
+                "pushpoll_broker_messages_followed_total",
+                "Messages read from the Redis stream into this node's log",
+            )?,
+            duplicates: reg.counter(
+                "pushpoll_broker_duplicates_ignored_total",
+                "Messages read from the stream again (after a reconnect) and ignored",
+            )?,
+            gap_messages: reg.counter(
+                "pushpoll_broker_gap_messages_total",
+                "Ids this node never received because Redis lost them first (a Redis restart \
+                 without persistence); readers are told through `missed`",
+            )?,
+        })
     }
 }
 

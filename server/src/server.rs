@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::assets::Assets;
+use crate::broker::{Broker, BrokerError};
 use crate::config::Config;
 use crate::limits::Limits;
 use crate::log::MessageLog;
@@ -34,6 +35,38 @@ pub enum ServerError {
     Metrics(#[from] prometheus::Error),
     #[error("the server task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Broker(#[from] BrokerError),
+}
+
+/// The log a server serves, ready before it accepts a connection: in memory, or on Redis
+/// (connected, its history loaded) with `--redis`.
+pub struct Backend {
+    log: MessageLog,
+    metrics: Metrics,
+    broker: Option<Broker>,
+}
+
+impl Backend {
+    pub fn log(&self) -> &MessageLog {
+        &self.log
+    }
+}
+
+/// Opens the log `config` asks for: a bad `--redis` URL or an unreachable Redis is an error here,
+/// at start.
+pub async fn connect(config: &Config) -> Result<Backend, ServerError> {
+    let metrics = Metrics::new()?;
+    let log = MessageLog::new(config.capacity, config.max_message_bytes);
+    let broker = match &config.redis {
+        Some(url) => Some(Broker::connect(config, url, log.clone(), metrics.clone()).await?),
+        None => None,
+    };
+    Ok(Backend {
+        log,
+        metrics,
+        broker,
+    })
 }
 
 /// Serves the chat on `listener` until `shutdown` completes, then closes long polls, SSE
@@ -43,27 +76,47 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let log = MessageLog::new(config.capacity, config.max_message_bytes);
-    serve(listener, config, log, shutdown).await
+    let backend = connect(&config).await?;
+    serve(listener, config, backend, shutdown).await
+}
+
+/// [`run`] with the log already opened by [`connect`] (so a binary can report a bad `--redis`
+/// before it announces its address).
+pub async fn run_with(
+    listener: TcpListener,
+    config: Config,
+    backend: Backend,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    serve(listener, config, backend, shutdown).await
 }
 
 async fn serve(
     listener: TcpListener,
     config: Config,
-    log: MessageLog,
+    backend: Backend,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let metrics = Metrics::new()?;
-    let (socket_io_service, io) = socketio::build(&config, log.clone(), metrics.clone());
+    let Backend {
+        log,
+        metrics,
+        broker,
+    } = backend;
+    let (socket_io_service, io) =
+        socketio::build(&config, log.clone(), metrics.clone(), broker.clone());
     let stop = CancellationToken::new();
+    let broker_tasks = broker.as_ref().map(|b| b.spawn(&stop)).unwrap_or_default();
     let state = AppState {
         log: log.clone(),
         metrics: metrics.clone(),
         assets: Arc::new(Assets::load(config.web_dir.as_deref())),
         config: Arc::new(config),
         shutdown: stop.clone(),
-        epoch: AppState::epoch_now(),
+        epoch: broker
+            .as_ref()
+            .map_or_else(AppState::epoch_now, Broker::epoch),
         io: io.clone(),
+        broker,
     };
     let grace = state.config.shutdown_grace;
     let limits = Limits::new(&state.config);
@@ -100,6 +153,9 @@ async fn serve(
         }
     };
     broadcaster.abort();
+    for task in broker_tasks {
+        task.abort();
+    }
     outcome
 }
 
@@ -129,13 +185,14 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
-    let log = MessageLog::new(config.capacity, config.max_message_bytes);
+    let backend = connect(&config).await?;
+    let log = backend.log.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let shutdown = async move {
         // Dropping the RunningServer without calling shutdown() also stops the server.
         stopped.await.ok();
     };
-    let task = tokio::spawn(serve(listener, config, log.clone(), shutdown));
+    let task = tokio::spawn(serve(listener, config, backend, shutdown));
     Ok(RunningServer {
         addr,
         log,

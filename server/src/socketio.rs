@@ -22,6 +22,7 @@ use socketioxide::socket::Sid;
 use socketioxide::{ParserError, SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::input::NewMessage;
 use crate::log::MessageLog;
@@ -37,6 +38,8 @@ struct SocketState {
     log: MessageLog,
     metrics: Metrics,
     malformed: Arc<MalformedPolicy>,
+    /// With `--redis`, messages go to the shared log (and come back through the follower).
+    broker: Option<Broker>,
 }
 
 /// Builds the Socket.IO routes (`/socket.io` and `/socket.io/` only, so `/socket.io/socket.io.js`
@@ -45,6 +48,7 @@ pub fn build<S: Clone + Send + Sync + 'static>(
     config: &Config,
     log: MessageLog,
     metrics: Metrics,
+    broker: Option<Broker>,
 ) -> (Router<S>, SocketIo) {
     let max_payload = max_payload(config);
     let malformed = Arc::new(MalformedPolicy::new(config, &metrics));
@@ -65,12 +69,16 @@ pub fn build<S: Clone + Send + Sync + 'static>(
             log,
             metrics,
             malformed,
+            broker,
         })
         .build_svc();
     io.ns("/", connected.with(register_handlers));
     let routes = Router::new()
         .route_service("/socket.io", service.clone())
-        .route_service("/socket.io/", service);
+        .route_service("/socket.io/", service)
+        .layer(axum::middleware::from_fn(
+            crate::engineio_errors::numeric_codes,
+        ));
     (routes, io)
 }
 
@@ -113,17 +121,25 @@ fn on_message(
     strikes: Option<&Strikes>,
     payload: Result<serde_json::Value, ParserError>,
 ) {
-    let stored = payload
+    let new = payload
         .map_err(|e| e.to_string())
-        .and_then(|value| NewMessage::from_json(value).map_err(|e| e.to_string()))
-        .and_then(|new| {
-            st.log
-                .append(&new.name, &new.message)
-                .map_err(|e| e.to_string())
-        });
-    match stored {
-        Ok(_) => st.metrics.messages_stored_socketio.inc(),
-        Err(reason) => st.malformed.reject(socket, strikes, &reason),
+        .and_then(|value| NewMessage::from_json(value).map_err(|e| e.to_string()));
+    let stored = match (new, &st.broker) {
+        (Err(reason), _) => Err(reason),
+        (Ok(new), None) => st
+            .log
+            .append(&new.name, &new.message)
+            .map(|_| st.metrics.messages_stored_socketio.inc())
+            .map_err(|e| e.to_string()),
+        // Counted as stored once Redis has it.
+        (Ok(new), Some(broker)) => st
+            .log
+            .check(&new.name, &new.message)
+            .map(|()| broker.submit(new.name, new.message))
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(reason) = stored {
+        st.malformed.reject(socket, strikes, &reason);
     }
 }
 

@@ -59,6 +59,7 @@ pub async fn events(State(st): State<AppState>, uri: Uri, headers: HeaderMap) ->
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    st.catch_up(asked).await;
     // Waiting for id `asked` would wait for nothing the client can tell from a quiet room.
     let latest = st.log.latest_id();
     let (cursor, reset) = if asked > latest {

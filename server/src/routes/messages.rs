@@ -92,6 +92,7 @@ pub async fn get_messages(
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    st.catch_up(query.since).await;
     let page = match query.wait {
         Some(wait) if query.since >= st.log.latest_id() && !wait.is_zero() => {
             long_poll(&st, &query, wait).await
@@ -187,7 +188,13 @@ pub async fn post_message(State(st): State<AppState>, request: Request) -> Respo
                 .into_response()
         }
         Err(Refusal { error, body_unread }) => {
+            let unavailable = error.status == StatusCode::SERVICE_UNAVAILABLE;
             let mut response = error.into_response();
+            if unavailable {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             // The rest of an unread (or unreadable) body would be taken for the next request:
             // HTTP/1 closes the connection instead (HTTP/2 resets just the stream).
             if body_unread && version <= Version::HTTP_11 {
@@ -275,7 +282,21 @@ async fn store(st: &AppState, request: Request) -> Result<Bytes, Refusal> {
         }
     }
     .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    let stored = st.log.append(&new.name, &new.message)?;
+    let stored = match &st.broker {
+        None => st.log.append(&new.name, &new.message)?,
+        Some(broker) => {
+            st.log.check(&new.name, &new.message)?;
+            let stored = broker.append(&new.name, &new.message).await.map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the message was not stored: {e}; send it again shortly"),
+                )
+            })?;
+            // Read-your-writes: a GET right after the 201 finds the message on this node too.
+            st.catch_up(stored.id()).await;
+            stored
+        }
+    };
     Ok(stored.json().clone())
 }
 

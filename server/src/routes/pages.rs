@@ -57,10 +57,32 @@ pub async fn socket_io_client(State(st): State<AppState>) -> Response {
     }
 }
 
-pub async fn healthz() -> Response {
+/// How long `/healthz` waits for Redis's `PONG`.
+const REDIS_PING_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `{"status":"ok"}`; with `--redis` also whether Redis answers: `"redis":"up"`, or
+/// `"status":"degraded","redis":"down"` and why (still `200`: this node serves every reader,
+/// only new messages wait for Redis).
+pub async fn healthz(State(st): State<AppState>) -> Response {
+    let body = match &st.broker {
+        None => serde_json::json!({ "status": "ok" }),
+        Some(broker) => {
+            let ping = tokio::time::timeout(REDIS_PING_WAIT, broker.ping()).await;
+            match ping {
+                Ok(Ok(())) => serde_json::json!({ "status": "ok", "redis": "up" }),
+                Ok(Err(e)) => serde_json::json!({
+                    "status": "degraded", "redis": "down", "error": e.to_string()
+                }),
+                Err(_) => serde_json::json!({
+                    "status": "degraded", "redis": "down",
+                    "error": format!("no answer to PING from {} within {REDIS_PING_WAIT:?}", broker.target())
+                }),
+            }
+        }
+    };
     (
         [(header::CONTENT_TYPE, "application/json")],
-        "{\"status\":\"ok\"}",
+        body.to_string(),
     )
         .into_response()
 }

@@ -6,6 +6,7 @@ pub mod child;
 pub mod mem;
 pub mod raw;
 pub mod raw_ws;
+pub mod redis;
 pub mod sse;
 
 use std::net::SocketAddr;
