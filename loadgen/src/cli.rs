@@ -41,6 +41,9 @@ pub enum Command {
     /// --clients until a step breaks (p99 above --p99, any loss, or the generator's own health),
     /// then bisecting. Writes one run folder per step, capacity.json and capacity.md.
     Capacity(crate::capacity::CapacityArgs),
+    /// Merge the results folders of the shards of one run (`run --shard I/N`) into one exact
+    /// result: histograms added, counters summed, loss against every shard's receivers.
+    Merge(crate::shard::merge::MergeArgs),
 }
 
 /// The load every strategy of a run or sweep shares.
@@ -155,6 +158,8 @@ pub struct RunArgs {
     /// Print the run's result as JSON on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub sharding: crate::shard::ShardArgs,
 }
 
 impl RunArgs {
@@ -208,6 +213,12 @@ pub enum CliError {
     Run(#[from] RunError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardFlagError),
+    #[error(transparent)]
+    ShardRecord(#[from] crate::shard::record::RecordError),
+    #[error(transparent)]
+    Workers(#[from] crate::shard::workers::WorkersError),
 }
 
 /// A finished `loadgen run`: the result and where it was written.
@@ -221,19 +232,31 @@ pub struct RunReport {
 pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport, CliError> {
     let scenario = args.scenario.to_scenario()?;
     let spec = args.spec()?;
+    if let Some(workers) = args.sharding.workers {
+        return run_workers(args, workers.get(), &spec, cancel).await;
+    }
+    let shard = crate::shard::ShardPlan::from_args(&args.sharding, scenario.target.is_some())?
+        .map(crate::shard::ShardRun::new);
     let hooks = RunHooks {
         progress: Some(progress::default_bar(&spec.label())),
         cancel,
         server_exe: None,
+        shard: shard.clone(),
+        source_ip: args.sharding.source_ip,
     };
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let result = driver::run_strategy(&scenario, &spec, &hooks).await?;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("reports/run-{}-{started_unix}", spec.label())));
+    let shard_suffix = shard
+        .as_ref()
+        .map_or(String::new(), |s| format!("-shard{}", s.plan.spec.index));
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/run-{}-{started_unix}{shard_suffix}",
+            spec.label()
+        ))
+    });
     let results = Results {
         schema_version: SCHEMA_VERSION,
         tool: driver::tool_info(),
@@ -243,9 +266,115 @@ pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport,
         runs: vec![result],
     };
     crate::report::write_all(&results, &dir)?;
+    if let Some(shard) = &shard
+        && let Some(tallies) = shard.take_tallies()
+    {
+        let record = crate::shard::record::ShardRecord::new(
+            &shard.plan,
+            shard.anchor.facts.clone(),
+            tallies,
+        );
+        record.save(&dir)?;
+    }
     let saved = dir.join("results.json");
     let result = results.runs.into_iter().next().expect("one run was pushed");
     Ok(RunReport { result, saved })
+}
+
+/// `loadgen run --workers K`: K shard processes of this executable, merged.
+async fn run_workers(
+    args: &RunArgs,
+    workers: u32,
+    spec: &StrategySpec,
+    cancel: CancellationToken,
+) -> Result<RunReport, CliError> {
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/run-{}-{started_unix}-workers{workers}",
+            spec.label()
+        ))
+    });
+    let plan = crate::shard::workers::WorkersPlan {
+        workers,
+        run_flags: args.shard_flags(),
+        target: args.scenario.target.clone(),
+        clients: args.scenario.clients.get(),
+        connect_rate: args.scenario.connect_rate,
+        out,
+        exe: std::env::current_exe().map_err(RunError::CurrentExe)?,
+    };
+    let done = crate::shard::workers::run(&plan, cancel).await?;
+    for (index, what) in &done.failures {
+        eprintln!("warning: shard {index}/{workers} exited with {what}");
+    }
+    eprint!("{}", crate::shard::merge::shards_section(&done.merged.info));
+    let result = done
+        .merged
+        .results
+        .runs
+        .into_iter()
+        .next()
+        .expect("a merge holds one run");
+    Ok(RunReport {
+        result,
+        saved: done.saved,
+    })
+}
+
+impl RunArgs {
+    /// This run's scenario and strategy flags, as a shard process gets them (without
+    /// --target, --out, --json and the shard flags, which the caller adds).
+    pub fn shard_flags(&self) -> Vec<String> {
+        let s = &self.scenario;
+        fn value(v: &impl clap::ValueEnum) -> String {
+            v.to_possible_value()
+                .map(|p| p.get_name().to_string())
+                .unwrap_or_default()
+        }
+        let mut f: Vec<String> = vec![
+            "--strategy".into(),
+            self.strategy.label(),
+            "--clients".into(),
+            s.clients.to_string(),
+            "--senders".into(),
+            s.senders.to_string(),
+            "--rate".into(),
+            s.rate.to_string(),
+            "--arrivals".into(),
+            value(&s.arrivals),
+            "--payload-bytes".into(),
+            s.payload_bytes.to_string(),
+            "--duration".into(),
+            s.duration.as_secs_f64().to_string(),
+            "--warmup".into(),
+            s.warmup.as_secs_f64().to_string(),
+            "--drain".into(),
+            s.drain.as_secs_f64().to_string(),
+            "--connect-rate".into(),
+            s.connect_rate.to_string(),
+            "--seed".into(),
+            s.seed.to_string(),
+        ];
+        if s.allow_remote {
+            f.push("--allow-remote".into());
+        }
+        if let Some(t) = self.interval {
+            f.extend(["--interval".into(), t.as_secs_f64().to_string()]);
+        }
+        if let Some(m) = self.poll_mode {
+            f.extend(["--poll-mode".into(), value(&m)]);
+        }
+        if self.etag {
+            f.push("--etag".into());
+        }
+        if let Some(w) = self.wait {
+            f.extend(["--wait".into(), w.as_secs_f64().to_string()]);
+        }
+        f
+    }
 }
 
 /// A few lines for a human: the headline numbers and every warning.

@@ -228,6 +228,7 @@ pub async fn sweep_with<E: std::fmt::Display>(
             progress: Some(bars.add(crate::progress::default_bar(&label))),
             cancel: cancel.clone(),
             server_exe: server_exe.clone(),
+            ..RunHooks::default()
         };
         let run = match runner(spec, &hooks).await {
             Ok(run) => run,

@@ -1,0 +1,168 @@
+//! The recorder as one shard of a run split over several processes (`loadgen run --shard I/N`).
+//!
+//! In one process a probe is owed to the members at the instant its POST left, decided under
+//! one lock. Across processes no lock is shared, so each shard writes down what the merge needs
+//! to decide it afterwards, exactly, from numbers every shard measured on the same time axis
+//! (ns since the run's shared start instant, see [`crate::shard::clock`]):
+//! - [`SentProbe`]: every probe its senders posted, when, and what became of the POST;
+//! - [`MemberSpan`]: every receiver's membership (joined, left);
+//! - [`ProbeDeliveries`]: per probe, how many of its receivers that owed it (joined at or before
+//!   the probe's send instant, the same comparison the merge makes) got it, and the last time.
+//!
+//! A sharded recorder does not censor missing pairs at its close (it cannot know what other
+//! shards sent and it never got): the merge does, per shard, at that shard's close instant,
+//! which is why deliveries after the close are ignored.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{PostStatus, Recorder, lock};
+use crate::results::EncodedHistogram;
+
+/// One receiver's membership, ns since the run's start instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSpan {
+    pub joined_ns: u64,
+    /// When it gave up (or stopped at the end of the run); `None` while still a member.
+    pub left_ns: Option<u64>,
+}
+
+impl MemberSpan {
+    /// Was it owed a probe whose POST left at `sent_ns`?
+    pub fn owes(&self, sent_ns: u64) -> bool {
+        self.joined_ns <= sent_ns && self.left_ns.is_none_or(|l| l > sent_ns)
+    }
+}
+
+/// A probe this shard's senders posted (measured or not: the merge applies the window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentProbe {
+    pub sender: u32,
+    pub seq: u64,
+    pub intended_ns: u64,
+    pub sent_ns: u64,
+    pub status: SentStatus,
+}
+
+/// What became of a probe's POST.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SentStatus {
+    Accepted,
+    Failed,
+    /// Still unanswered when the shard closed: a lost message, like a failed one.
+    Unanswered,
+}
+
+/// Owed first deliveries of one measured probe to this shard's receivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeDeliveries {
+    pub sender: u32,
+    pub seq: u64,
+    pub delivered: u32,
+    /// The last of them, ns since the start instant.
+    pub last_ns: u64,
+}
+
+/// Everything one shard's recorder hands to the merge.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShardTallies {
+    /// The measured window of intended send instants, ns since the start instant.
+    pub window_from_ns: u64,
+    pub window_to_ns: u64,
+    /// Where this shard's missing pairs are censored.
+    pub closed_ns: u64,
+    pub members: Vec<MemberSpan>,
+    pub sent: Vec<SentProbe>,
+    pub deliveries: Vec<ProbeDeliveries>,
+    /// The generator's own timing (HdrHistogram V2, base64), added exactly by the merge. (The
+    /// latency histograms are in the shard's `results.json`.)
+    pub send_lag: EncodedHistogram,
+    pub poll_answer: EncodedHistogram,
+    pub poll_lag: EncodedHistogram,
+}
+
+impl Recorder {
+    /// Makes this recorder one shard of a sharded run: `offsets` is every sender's schedule (of
+    /// every shard) from `origin_ns`, so the drain can wait for other shards' probes too.
+    pub fn into_sharded(mut self, offsets: &[Arc<[Duration]>], origin_ns: u64) -> Self {
+        self.sharded = true;
+        for (sender, offsets) in (0u32..).zip(offsets) {
+            for (seq, offset) in (0u64..).zip(offsets.iter()) {
+                if let Some(slot) = self.table.slot(sender, seq) {
+                    let ns = u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX);
+                    slot.intended_ns
+                        .store(origin_ns.saturating_add(ns), Relaxed);
+                }
+            }
+        }
+        self
+    }
+
+    pub fn is_sharded(&self) -> bool {
+        self.sharded
+    }
+
+    /// The sharded drain's test: every measured probe of the whole schedule (whichever shard
+    /// sends it) failed here or reached as many of this shard's receivers as are members now.
+    /// A probe another shard failed to send is never seen here: the drain then waits its limit.
+    pub(super) fn all_settled_sharded(&self) -> bool {
+        let members = self.member_count.load(Relaxed);
+        self.table.slots().all(|s| {
+            !self.is_measured(s.intended_ns.load(Relaxed))
+                || s.status() == PostStatus::Failed
+                || u64::from(s.delivered.load(Relaxed)) >= members
+        })
+    }
+
+    /// What the merge needs from this shard (call after [`Recorder::close`]).
+    pub fn shard_tallies(&self) -> ShardTallies {
+        let mut sent = Vec::new();
+        let mut deliveries = Vec::new();
+        for (sender, row) in (0u32..).zip(&self.table.rows) {
+            for (seq, slot) in (0u64..).zip(row.iter()) {
+                let status = match slot.status() {
+                    PostStatus::NotSent => None,
+                    PostStatus::InFlight => Some(SentStatus::Unanswered),
+                    PostStatus::Accepted => Some(SentStatus::Accepted),
+                    PostStatus::Failed => Some(SentStatus::Failed),
+                };
+                if let Some(status) = status {
+                    sent.push(SentProbe {
+                        sender,
+                        seq,
+                        intended_ns: slot.intended_ns.load(Relaxed),
+                        sent_ns: slot.sent_ns.load(Relaxed),
+                        status,
+                    });
+                }
+                let delivered = slot.delivered.load(Relaxed);
+                if delivered > 0 {
+                    deliveries.push(ProbeDeliveries {
+                        sender,
+                        seq,
+                        delivered,
+                        last_ns: slot.last_delivery_ns.load(Relaxed),
+                    });
+                }
+            }
+        }
+        let h = self.histograms();
+        // Encoding into memory fails only on I/O: an empty histogram then, never a panic.
+        let encode = |h| EncodedHistogram::encode(h).unwrap_or_default();
+        ShardTallies {
+            send_lag: encode(&h.send_lag),
+            poll_answer: encode(&h.poll_answer),
+            poll_lag: encode(&h.poll_lag),
+            window_from_ns: self.window.from_ns.load(Relaxed),
+            window_to_ns: self.window.to_ns.load(Relaxed),
+            closed_ns: self.closed_ns.load(Relaxed),
+            members: lock(&self.spans).clone(),
+            sent,
+            deliveries,
+        }
+    }
+}
