@@ -106,6 +106,16 @@ impl Recorder {
         self.sharded
     }
 
+    /// The latest join instant so far (ns since the epoch; 0 with no member).
+    #[cfg(test)]
+    fn members_joined_last(&self) -> u64 {
+        lock(&self.spans)
+            .iter()
+            .map(|s| s.joined_ns)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The sharded drain's test: every measured probe of the whole schedule (whichever shard
     /// sends it) failed here or reached as many of this shard's receivers as are members now.
     /// A probe another shard failed to send is never seen here: the drain then waits its limit.
@@ -164,5 +174,85 @@ impl Recorder {
             sent,
             deliveries,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::probe::Probe;
+    use crate::counters::Counters;
+    use crate::recorder::Via;
+    use tokio::time::Instant;
+
+    /// Another shard's probe is measured here (latency, per-probe count for receivers that
+    /// owed it), nothing is censored at the close, and a delivery after the close is ignored.
+    #[test]
+    fn a_shard_counts_other_shards_probes_and_leaves_censoring_to_the_merge() {
+        let epoch = Instant::now();
+        let offsets: Vec<Arc<[Duration]>> = vec![
+            vec![Duration::ZERO, Duration::from_millis(1)].into(),
+            vec![Duration::ZERO].into(),
+        ];
+        let rec = Recorder::new(epoch, 9, 2, 2).into_sharded(&offsets, 0);
+        rec.set_window(epoch, epoch + Duration::from_secs(3600));
+        let mut log = rec.new_receiver_log(0);
+        rec.join(&mut log);
+        let counters = Counters::default();
+        // Sender 1 runs in another shard: its probe 0 arrives, sent 10 µs after the join.
+        let sent_ns = rec.members_joined_last() + 10_000;
+        let foreign = Probe {
+            run_id: 9,
+            sender: 1,
+            seq: 0,
+            intended_ns: 0,
+            sent_ns,
+        };
+        assert!(!rec.all_settled(), "three scheduled probes, none delivered");
+        rec.deliver(&mut log, &foreign, Instant::now(), &counters, Via::Live);
+        let close = Instant::now() + Duration::from_millis(5);
+        rec.close(close);
+        let late = Probe { seq: 1, ..foreign };
+        rec.deliver(&mut log, &late, close, &counters, Via::Live);
+        let t = rec.shard_tallies();
+        assert_eq!(t.members.len(), 1);
+        assert!(t.members[0].owes(sent_ns));
+        assert!(t.sent.is_empty(), "this shard sent nothing");
+        assert_eq!(
+            t.deliveries,
+            vec![ProbeDeliveries {
+                sender: 1,
+                seq: 0,
+                delivered: 1,
+                last_ns: t.deliveries[0].last_ns
+            }]
+        );
+        let h = rec.histograms();
+        assert_eq!(h.corrected.len(), 1, "the delivery only: no censoring here");
+        assert_eq!(h.censored, 0);
+        rec.leave(&mut log);
+        let t = rec.shard_tallies();
+        assert!(
+            t.members[0]
+                .left_ns
+                .is_some_and(|l| l >= t.members[0].joined_ns)
+        );
+    }
+
+    #[test]
+    fn a_member_is_owed_what_was_sent_between_its_join_and_its_leave() {
+        let span = MemberSpan {
+            joined_ns: 10,
+            left_ns: Some(20),
+        };
+        assert!(!span.owes(9));
+        assert!(span.owes(10));
+        assert!(span.owes(19));
+        assert!(!span.owes(20));
+        let staying = MemberSpan {
+            left_ns: None,
+            ..span
+        };
+        assert!(staying.owes(u64::MAX));
     }
 }

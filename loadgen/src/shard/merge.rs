@@ -623,12 +623,14 @@ fn warnings(r: &RunResult, runs: &[&RunResult], missing: &[u32], count: u32) -> 
                     | Warning::TargetOutage { .. }
             )
     };
+    // One of each kind, from the first shard that raised it (shards are sorted by index).
     for x in runs
         .iter()
         .flat_map(|r| &r.warnings)
         .filter(|x| per_process(x))
     {
-        if !w.contains(x) {
+        let kind = std::mem::discriminant(x);
+        if !w.iter().any(|y| std::mem::discriminant(y) == kind) {
             w.push(x.clone());
         }
     }
@@ -731,4 +733,40 @@ pub fn shards_section(info: &MergedInfo) -> String {
         info.clock.note, info.merge_ms
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recorder::MemberSpan;
+    use proptest::prelude::*;
+
+    fn members(spans: &[MemberSpan]) -> Members {
+        let mut joined: Vec<u64> = spans.iter().map(|m| m.joined_ns).collect();
+        let mut left: Vec<u64> = spans.iter().filter_map(|m| m.left_ns).collect();
+        joined.sort_unstable();
+        left.sort_unstable();
+        Members {
+            joined,
+            left,
+            closed_ns: 0,
+            deliveries: HashMap::new(),
+        }
+    }
+
+    proptest! {
+        /// The merge's two binary searches count exactly the spans that owe a probe.
+        #[test]
+        fn owed_counts_exactly_the_spans_that_owe(
+            raw in proptest::collection::vec((0u64..1000, proptest::option::of(0u64..1000)), 0..50),
+            at in 0u64..1100,
+        ) {
+            let spans: Vec<MemberSpan> = raw
+                .iter()
+                .map(|&(j, l)| MemberSpan { joined_ns: j, left_ns: l.map(|l| j + l) })
+                .collect();
+            let expected = spans.iter().filter(|s| s.owes(at)).count() as u64;
+            prop_assert_eq!(members(&spans).owed(at), expected);
+        }
+    }
 }
