@@ -215,6 +215,11 @@ async fn two_shards_merge_to_exactly_what_they_measured() {
     assert_eq!(info["missing"].as_array().map(Vec::len), Some(0));
     assert_eq!(info["inconsistent_pairs"], 0);
     assert!(info["clock"]["spread_ns"].is_u64(), "{info}");
+    let alone: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("merged.json")).expect("merged.json"),
+    )
+    .expect("json");
+    assert_eq!(alone, info);
     assert!(
         std::fs::read_to_string(out.join("summary.md"))
             .expect("summary.md")

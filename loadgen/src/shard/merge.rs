@@ -666,7 +666,7 @@ fn warnings(r: &RunResult, runs: &[&RunResult], missing: &[u32], count: u32) -> 
 }
 
 /// Writes the merged report folder: every format of a single run, `results.json` with the
-/// `merged` key, and a shards section at the end of `summary.md`.
+/// `merged` key (also alone in `merged.json`), and a shards section at the end of `summary.md`.
 pub fn write(merged: &Merged, out: &Path) -> Result<PathBuf, MergeError> {
     crate::report::write_all(&merged.results, out)?;
     let path = out.join("results.json");
@@ -683,6 +683,14 @@ pub fn write(merged: &Merged, out: &Path) -> Result<PathBuf, MergeError> {
     }
     let json = serde_json::to_vec_pretty(&value).map_err(|e| fail(std::io::Error::other(e)))?;
     std::fs::write(&path, json).map_err(fail)?;
+    // The same, apart: `loadgen report` re-renders results.json from the schema alone.
+    let info_path = out.join("merged.json");
+    let info =
+        serde_json::to_vec_pretty(&merged.info).map_err(|e| fail(std::io::Error::other(e)))?;
+    std::fs::write(&info_path, info).map_err(|source| MergeError::Write {
+        path: info_path.clone(),
+        source,
+    })?;
     let md = out.join("summary.md");
     let mut text = std::fs::read_to_string(&md).unwrap_or_default();
     text.push_str(&shards_section(&merged.info));
