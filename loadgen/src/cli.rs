@@ -233,7 +233,7 @@ pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport,
     let scenario = args.scenario.to_scenario()?;
     let spec = args.spec()?;
     if let Some(workers) = args.sharding.workers {
-        return run_workers(args, workers.get(), &spec, cancel).await;
+        return run_workers(args, workers.get(), &scenario, &spec, cancel).await;
     }
     let shard = crate::shard::ShardPlan::from_args(&args.sharding, scenario.target.is_some())?
         .map(crate::shard::ShardRun::new);
@@ -285,6 +285,7 @@ pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport,
 async fn run_workers(
     args: &RunArgs,
     workers: u32,
+    scenario: &Scenario,
     spec: &StrategySpec,
     cancel: CancellationToken,
 ) -> Result<RunReport, CliError> {
@@ -297,15 +298,8 @@ async fn run_workers(
             spec.label()
         ))
     });
-    let plan = crate::shard::workers::WorkersPlan {
-        workers,
-        run_flags: args.shard_flags(),
-        target: args.scenario.target.clone(),
-        clients: args.scenario.clients.get(),
-        connect_rate: args.scenario.connect_rate,
-        out,
-        exe: std::env::current_exe().map_err(RunError::CurrentExe)?,
-    };
+    let exe = std::env::current_exe().map_err(RunError::CurrentExe)?;
+    let plan = crate::shard::workers::WorkersPlan::new(workers, spec, scenario, out, exe);
     let done = crate::shard::workers::run(&plan, cancel).await?;
     for (index, what) in &done.failures {
         eprintln!("warning: shard {index}/{workers} exited with {what}");
@@ -322,59 +316,6 @@ async fn run_workers(
         result,
         saved: done.saved,
     })
-}
-
-impl RunArgs {
-    /// This run's scenario and strategy flags, as a shard process gets them (without
-    /// --target, --out, --json and the shard flags, which the caller adds).
-    pub fn shard_flags(&self) -> Vec<String> {
-        let s = &self.scenario;
-        fn value(v: &impl clap::ValueEnum) -> String {
-            v.to_possible_value()
-                .map(|p| p.get_name().to_string())
-                .unwrap_or_default()
-        }
-        let mut f: Vec<String> = vec![
-            "--strategy".into(),
-            self.strategy.label(),
-            "--clients".into(),
-            s.clients.to_string(),
-            "--senders".into(),
-            s.senders.to_string(),
-            "--rate".into(),
-            s.rate.to_string(),
-            "--arrivals".into(),
-            value(&s.arrivals),
-            "--payload-bytes".into(),
-            s.payload_bytes.to_string(),
-            "--duration".into(),
-            s.duration.as_secs_f64().to_string(),
-            "--warmup".into(),
-            s.warmup.as_secs_f64().to_string(),
-            "--drain".into(),
-            s.drain.as_secs_f64().to_string(),
-            "--connect-rate".into(),
-            s.connect_rate.to_string(),
-            "--seed".into(),
-            s.seed.to_string(),
-        ];
-        if s.allow_remote {
-            f.push("--allow-remote".into());
-        }
-        if let Some(t) = self.interval {
-            f.extend(["--interval".into(), t.as_secs_f64().to_string()]);
-        }
-        if let Some(m) = self.poll_mode {
-            f.extend(["--poll-mode".into(), value(&m)]);
-        }
-        if self.etag {
-            f.push("--etag".into());
-        }
-        if let Some(w) = self.wait {
-            f.extend(["--wait".into(), w.as_secs_f64().to_string()]);
-        }
-        f
-    }
 }
 
 /// A few lines for a human: the headline numbers and every warning.

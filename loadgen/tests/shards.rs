@@ -402,3 +402,36 @@ async fn connections_leave_from_the_source_address() {
     assert_eq!(peer.ip(), source);
     assert_eq!(source.to_string(), "127.0.0.3");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_runs_every_strategy_as_merged_workers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("c");
+    let clients = 6;
+    let mut flags = scenario_flags("sse", clients, 2, "0s");
+    // `compare` takes --strategies instead of --strategy.
+    flags.drain(0..2);
+    let run = Command::new(EXE)
+        .arg("compare")
+        .args(flags)
+        .args(["--strategies", "sse,socketio", "--workers", "2", "--out"])
+        .arg(&out)
+        .output()
+        .await
+        .expect("ran");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let results = Results::load(&out).expect("results.json");
+    assert_eq!(results.runs.len(), 2);
+    for r in &results.runs {
+        let d = &r.delivery;
+        assert_eq!(r.outcome, Outcome::Completed, "{}", r.label);
+        assert_eq!(d.expected, PROBES * clients, "{}: {d:?}", r.label);
+        assert_eq!(d.delivered, d.expected, "{}: {d:?}", r.label);
+        let merged = out.join("workers").join(&r.label);
+        assert_eq!(merged_key(&merged)["count"], 2, "{}", r.label);
+    }
+}

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::merge::{self, MergeError, Merged};
 use super::{ShardSpec, StartAt};
+use crate::scenario::{Scenario, StrategySpec};
 use crate::target::{ChildServer, TargetError};
 
 /// Time for K processes to start and check the server, on top of the connect ramp.
@@ -34,6 +35,66 @@ pub struct WorkersPlan {
     pub exe: PathBuf,
 }
 
+impl WorkersPlan {
+    /// K workers running `spec` under `scenario`, merged into `out`.
+    pub fn new(
+        workers: u32,
+        spec: &StrategySpec,
+        scenario: &Scenario,
+        out: PathBuf,
+        exe: PathBuf,
+    ) -> WorkersPlan {
+        WorkersPlan {
+            workers,
+            run_flags: run_flags(spec, scenario),
+            target: scenario.target.clone(),
+            clients: scenario.clients.get(),
+            connect_rate: scenario.connect_rate,
+            out,
+            exe,
+        }
+    }
+}
+
+/// `loadgen run` flags for `spec` under `scenario`, as a shard process gets them (without
+/// --target, --out, --json and the shard flags, which [`spawn_shard`] adds).
+pub fn run_flags(spec: &StrategySpec, s: &Scenario) -> Vec<String> {
+    fn value(v: &impl clap::ValueEnum) -> String {
+        v.to_possible_value()
+            .map(|p| p.get_name().to_string())
+            .unwrap_or_default()
+    }
+    let secs = |d: Duration| d.as_secs_f64().to_string();
+    let mut f: Vec<String> = vec![
+        "--strategy".into(),
+        spec.label(),
+        "--clients".into(),
+        s.clients.to_string(),
+        "--senders".into(),
+        s.senders.to_string(),
+        "--rate".into(),
+        s.rate.to_string(),
+        "--arrivals".into(),
+        value(&s.arrivals),
+        "--payload-bytes".into(),
+        s.payload_bytes.to_string(),
+        "--duration".into(),
+        secs(s.duration),
+        "--warmup".into(),
+        secs(s.warmup),
+        "--drain".into(),
+        secs(s.drain),
+        "--connect-rate".into(),
+        s.connect_rate.to_string(),
+        "--seed".into(),
+        s.seed.to_string(),
+    ];
+    if s.allow_remote {
+        f.push("--allow-remote".into());
+    }
+    f
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WorkersError {
     #[error(transparent)]
@@ -47,6 +108,8 @@ pub enum WorkersError {
     },
     #[error(transparent)]
     Merge(#[from] MergeError),
+    #[error("the merge holds no run")]
+    Empty,
 }
 
 /// A finished `--workers` run: the merge, where it was written, and each shard's exit.
@@ -184,6 +247,47 @@ fn spawn_shard(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shard process parses back exactly the strategy and scenario it was given.
+    #[test]
+    fn run_flags_give_the_shards_the_same_scenario() {
+        use clap::Parser;
+        let parse = |args: Vec<String>| {
+            let args = ["loadgen", "run"].map(String::from).into_iter().chain(args);
+            match crate::cli::Cli::parse_from(args).command {
+                crate::cli::Command::Run(run) => run,
+                _ => panic!("a run"),
+            }
+        };
+        let given = [
+            "--clients",
+            "7",
+            "--rate",
+            "2.5",
+            "--duration",
+            "1.25s",
+            "--warmup",
+            "0s",
+            "--arrivals",
+            "poisson",
+            "--allow-remote",
+        ];
+        let scenario = parse(given.map(String::from).to_vec())
+            .scenario
+            .to_scenario()
+            .expect("valid");
+        for spec in [
+            "poll-full-etag@250ms",
+            "longpoll@7s",
+            "sse",
+            "socketio-polling",
+        ] {
+            let spec: StrategySpec = spec.parse().expect("spec");
+            let run = parse(run_flags(&spec, &scenario));
+            assert_eq!(run.spec().expect("spec"), spec);
+            assert_eq!(run.scenario.to_scenario().expect("scenario"), scenario);
+        }
+    }
 
     #[test]
     fn every_worker_gets_its_own_loopback_address() {
