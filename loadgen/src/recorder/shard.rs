@@ -90,13 +90,14 @@ impl Recorder {
     /// every shard) from `origin_ns`, so the drain can wait for other shards' probes too.
     pub fn into_sharded(mut self, offsets: &[Arc<[Duration]>], origin_ns: u64) -> Self {
         self.sharded = true;
-        for (sender, offsets) in (0u32..).zip(offsets) {
-            for (seq, offset) in (0u64..).zip(offsets.iter()) {
-                if let Some(slot) = self.table.slot(sender, seq) {
-                    let ns = u64::try_from(offset.as_nanos()).unwrap_or(u64::MAX);
-                    slot.intended_ns
-                        .store(origin_ns.saturating_add(ns), Relaxed);
-                }
+        for (row, offsets) in self.table.rows.iter().zip(offsets) {
+            for (seq, slot) in row.iter().enumerate() {
+                // Slots past a sender's schedule (rows are as long as the longest) are never
+                // measured: the drain must not wait for them.
+                let ns = offsets.get(seq).map_or(u64::MAX, |o| {
+                    origin_ns.saturating_add(u64::try_from(o.as_nanos()).unwrap_or(u64::MAX))
+                });
+                slot.intended_ns.store(ns, Relaxed);
             }
         }
         self
@@ -210,25 +211,38 @@ mod tests {
         };
         assert!(!rec.all_settled(), "three scheduled probes, none delivered");
         rec.deliver(&mut log, &foreign, Instant::now(), &counters, Via::Live);
+        assert!(!rec.all_settled(), "sender 0's two probes are still due");
+        let own = Probe {
+            sender: 0,
+            ..foreign
+        };
+        rec.deliver(&mut log, &own, Instant::now(), &counters, Via::Live);
+        assert!(!rec.all_settled(), "sender 0's second probe is still due");
         let close = Instant::now() + Duration::from_millis(5);
         rec.close(close);
-        let late = Probe { seq: 1, ..foreign };
+        // After the close: ignored (the merge censors it at the close instead).
+        let late = Probe { seq: 1, ..own };
         rec.deliver(&mut log, &late, close, &counters, Via::Live);
+        assert!(
+            !rec.all_settled(),
+            "a delivery after the close does not count"
+        );
         let t = rec.shard_tallies();
         assert_eq!(t.members.len(), 1);
         assert!(t.members[0].owes(sent_ns));
         assert!(t.sent.is_empty(), "this shard sent nothing");
-        assert_eq!(
-            t.deliveries,
-            vec![ProbeDeliveries {
-                sender: 1,
-                seq: 0,
-                delivered: 1,
-                last_ns: t.deliveries[0].last_ns
-            }]
-        );
+        let counted: Vec<(u32, u64, u32)> = t
+            .deliveries
+            .iter()
+            .map(|d| (d.sender, d.seq, d.delivered))
+            .collect();
+        assert_eq!(counted, vec![(0, 0, 1), (1, 0, 1)]);
         let h = rec.histograms();
-        assert_eq!(h.corrected.len(), 1, "the delivery only: no censoring here");
+        assert_eq!(
+            h.corrected.len(),
+            2,
+            "the deliveries only: no censoring here"
+        );
         assert_eq!(h.censored, 0);
         rec.leave(&mut log);
         let t = rec.shard_tallies();
@@ -237,6 +251,35 @@ mod tests {
                 .left_ns
                 .is_some_and(|l| l >= t.members[0].joined_ns)
         );
+    }
+
+    /// The sharded drain ends once every scheduled probe reached this shard's members, even
+    /// when senders' schedules differ in length (the table's rows do not).
+    #[test]
+    fn the_sharded_drain_waits_for_every_scheduled_probe_and_no_more() {
+        let epoch = Instant::now();
+        let offsets: Vec<Arc<[Duration]>> = vec![
+            vec![Duration::ZERO, Duration::from_millis(1)].into(),
+            vec![Duration::ZERO].into(),
+        ];
+        let rec = Recorder::new(epoch, 9, 2, 2).into_sharded(&offsets, 0);
+        rec.set_window(epoch, epoch + Duration::from_secs(3600));
+        let mut log = rec.new_receiver_log(0);
+        rec.join(&mut log);
+        let counters = Counters::default();
+        for (sender, seq) in [(0, 0), (1, 0), (0, 1)] {
+            assert!(!rec.all_settled(), "({sender}, {seq}) is still due");
+            let p = Probe {
+                run_id: 9,
+                sender,
+                seq,
+                intended_ns: offsets[sender as usize][seq as usize].as_nanos() as u64,
+                // Sent after the join: owed.
+                sent_ns: u64::MAX / 2,
+            };
+            rec.deliver(&mut log, &p, Instant::now(), &counters, Via::Live);
+        }
+        assert!(rec.all_settled());
     }
 
     #[test]
