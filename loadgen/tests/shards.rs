@@ -44,7 +44,7 @@ fn scenario_flags(strategy: &str, clients: u64, senders: u64, warmup: &str) -> V
 
 /// A start instant far enough ahead for the children to start and connect.
 fn start_at_ms() -> String {
-    let at = SystemTime::now() + Duration::from_secs(3);
+    let at = SystemTime::now() + Duration::from_secs(4);
     at.duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_millis()
