@@ -233,10 +233,14 @@ pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport,
     let scenario = args.scenario.to_scenario()?;
     let spec = args.spec()?;
     if let Some(workers) = args.sharding.workers {
+        crate::shard::check_clients(workers.get(), scenario.clients.get())?;
         return run_workers(args, workers.get(), &scenario, &spec, cancel).await;
     }
     let shard = crate::shard::ShardPlan::from_args(&args.sharding, scenario.target.is_some())?
         .map(crate::shard::ShardRun::new);
+    if let Some(s) = &shard {
+        crate::shard::check_clients(s.plan.spec.count, scenario.clients.get())?;
+    }
     let hooks = RunHooks {
         progress: Some(progress::default_bar(&spec.label())),
         cancel,

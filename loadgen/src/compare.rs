@@ -33,6 +33,8 @@ pub enum CompareError {
     Signal(std::io::Error),
     #[error("cannot find this executable to start the workers from: {0}")]
     CurrentExe(std::io::Error),
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardFlagError),
 }
 
 /// Run several strategies under one scenario and write the full report folder.
@@ -95,7 +97,10 @@ pub async fn run(args: &CompareArgs) -> Result<SweepOutcome, CompareError> {
         sweep.out.display()
     );
     match args.workers {
-        Some(k) => run_sweep_workers(&sweep, k.get(), cancel).await,
+        Some(k) => {
+            crate::shard::check_clients(k.get(), sweep.scenario.clients.get())?;
+            run_sweep_workers(&sweep, k.get(), cancel).await
+        }
         None => run_sweep(&sweep, cancel, None).await,
     }
 }

@@ -130,6 +130,18 @@ pub enum ShardFlagError {
     NoTarget,
     #[error("--workers starts the shards itself: do not combine it with --shard")]
     WorkersAndShard,
+    #[error(
+        "{shards} shards for {clients} clients: every shard needs a receiver (raise --clients or use fewer shards)"
+    )]
+    TooFewClients { shards: u32, clients: usize },
+}
+
+/// Every shard runs at least one receiver (a shard without any would have nobody to measure).
+pub fn check_clients(shards: u32, clients: usize) -> Result<(), ShardFlagError> {
+    if (shards as usize) > clients {
+        return Err(ShardFlagError::TooFewClients { shards, clients });
+    }
+    Ok(())
 }
 
 /// A shard's place in its run, resolved from the flags.
@@ -253,5 +265,13 @@ mod tests {
             ShardFlagError::WithoutShard
         );
         assert_eq!(probe_run_id("a"), 0xe40c_292c);
+        assert!(check_clients(4, 4).is_ok());
+        assert_eq!(
+            check_clients(5, 4).expect_err("a shard without clients"),
+            ShardFlagError::TooFewClients {
+                shards: 5,
+                clients: 4
+            }
+        );
     }
 }
