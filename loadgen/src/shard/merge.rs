@@ -604,8 +604,9 @@ fn generator_error(
     g.threads = threads;
 }
 
-/// The shards' own warnings about their process and the server (each once), and the
-/// whole run's delivery warnings computed anew (a shard's own are about its part only).
+/// The shards' own warnings about their process and the server (one of each kind), and the
+/// whole run's generator and delivery warnings computed anew (a shard's own are about its
+/// part only).
 fn warnings(r: &RunResult, runs: &[&RunResult], missing: &[u32], count: u32) -> Vec<Warning> {
     let mut w: Vec<Warning> = Vec::new();
     if !missing.is_empty() {
@@ -614,8 +615,18 @@ fn warnings(r: &RunResult, runs: &[&RunResult], missing: &[u32], count: u32) -> 
             count,
         });
     }
+    // The generator's own error is judged anew on the merged figures, below.
+    let judged_here = |x: &Warning| {
+        matches!(
+            x,
+            Warning::GeneratorLag { .. }
+                | Warning::LateSends { .. }
+                | Warning::LatePolls { .. }
+                | Warning::ThreadSaturated { .. }
+        )
+    };
     let per_process = |x: &Warning| {
-        x.is_saturation()
+        (x.is_saturation() && !judged_here(x))
             || matches!(
                 x,
                 Warning::ServerUsageUnavailable
@@ -633,6 +644,10 @@ fn warnings(r: &RunResult, runs: &[&RunResult], missing: &[u32], count: u32) -> 
         if !w.iter().any(|y| std::mem::discriminant(y) == kind) {
             w.push(x.clone());
         }
+    }
+    let p50 = r.latency.corrected.p50_us;
+    for x in crate::summary::generator_warnings(&r.generator_error, &r.schedule, p50, p50) {
+        w.push(x);
     }
     if r.latency.probes < FEW_SAMPLES {
         w.push(Warning::TooFewSamples {
