@@ -371,6 +371,7 @@ pub async fn run_search(
             ))),
             cancel: cancel.clone(),
             server_exe: server_exe.clone(),
+            ..RunHooks::default()
         };
         let folder = format!("steps/{label}-{clients}");
         let run = match crate::driver::run_strategy(&scenario, &search.strategy, &hooks).await {

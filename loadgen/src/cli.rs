@@ -41,6 +41,9 @@ pub enum Command {
     /// --clients until a step breaks (p99 above --p99, any loss, or the generator's own health),
     /// then bisecting. Writes one run folder per step, capacity.json and capacity.md.
     Capacity(crate::capacity::CapacityArgs),
+    /// Merge the results folders of the shards of one run (`run --shard I/N`) into one exact
+    /// result: histograms added, counters summed, loss against every shard's receivers.
+    Merge(crate::shard::merge::MergeArgs),
 }
 
 /// The load every strategy of a run or sweep shares.
@@ -155,6 +158,8 @@ pub struct RunArgs {
     /// Print the run's result as JSON on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub sharding: crate::shard::ShardArgs,
 }
 
 impl RunArgs {
@@ -208,6 +213,12 @@ pub enum CliError {
     Run(#[from] RunError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardFlagError),
+    #[error(transparent)]
+    ShardRecord(#[from] crate::shard::record::RecordError),
+    #[error(transparent)]
+    Workers(#[from] crate::shard::workers::WorkersError),
 }
 
 /// A finished `loadgen run`: the result and where it was written.
@@ -221,19 +232,35 @@ pub struct RunReport {
 pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport, CliError> {
     let scenario = args.scenario.to_scenario()?;
     let spec = args.spec()?;
+    if let Some(workers) = args.sharding.workers {
+        crate::shard::check_clients(workers.get(), scenario.clients.get())?;
+        return run_workers(args, workers.get(), &scenario, &spec, cancel).await;
+    }
+    let shard = crate::shard::ShardPlan::from_args(&args.sharding, scenario.target.is_some())?
+        .map(crate::shard::ShardRun::new);
+    if let Some(s) = &shard {
+        crate::shard::check_clients(s.plan.spec.count, scenario.clients.get())?;
+    }
     let hooks = RunHooks {
         progress: Some(progress::default_bar(&spec.label())),
         cancel,
         server_exe: None,
+        shard: shard.clone(),
+        source_ip: args.sharding.source_ip,
     };
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let result = driver::run_strategy(&scenario, &spec, &hooks).await?;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("reports/run-{}-{started_unix}", spec.label())));
+    let shard_suffix = shard
+        .as_ref()
+        .map_or(String::new(), |s| format!("-shard{}", s.plan.spec.index));
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/run-{}-{started_unix}{shard_suffix}",
+            spec.label()
+        ))
+    });
     let results = Results {
         schema_version: SCHEMA_VERSION,
         tool: driver::tool_info(),
@@ -243,9 +270,56 @@ pub async fn run(args: &RunArgs, cancel: CancellationToken) -> Result<RunReport,
         runs: vec![result],
     };
     crate::report::write_all(&results, &dir)?;
+    if let Some(shard) = &shard
+        && let Some(tallies) = shard.take_tallies()
+    {
+        let record = crate::shard::record::ShardRecord::new(
+            &shard.plan,
+            shard.anchor.facts.clone(),
+            tallies,
+        );
+        record.save(&dir)?;
+    }
     let saved = dir.join("results.json");
     let result = results.runs.into_iter().next().expect("one run was pushed");
     Ok(RunReport { result, saved })
+}
+
+/// `loadgen run --workers K`: K shard processes of this executable, merged.
+async fn run_workers(
+    args: &RunArgs,
+    workers: u32,
+    scenario: &Scenario,
+    spec: &StrategySpec,
+    cancel: CancellationToken,
+) -> Result<RunReport, CliError> {
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "reports/run-{}-{started_unix}-workers{workers}",
+            spec.label()
+        ))
+    });
+    let exe = std::env::current_exe().map_err(RunError::CurrentExe)?;
+    let plan = crate::shard::workers::WorkersPlan::new(workers, spec, scenario, out, exe);
+    let done = crate::shard::workers::run(&plan, cancel).await?;
+    for (index, what) in &done.failures {
+        eprintln!("warning: shard {index}/{workers} exited with {what}");
+    }
+    eprint!("{}", crate::shard::merge::shards_section(&done.merged.info));
+    let result = done
+        .merged
+        .results
+        .runs
+        .into_iter()
+        .next()
+        .expect("a merge holds one run");
+    Ok(RunReport {
+        result,
+        saved: done.saved,
+    })
 }
 
 /// A few lines for a human: the headline numbers and every warning.

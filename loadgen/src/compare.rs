@@ -31,6 +31,10 @@ pub enum CompareError {
     Report(#[from] ReportError),
     #[error("cannot install the Ctrl-C handler: {0}")]
     Signal(std::io::Error),
+    #[error("cannot find this executable to start the workers from: {0}")]
+    CurrentExe(std::io::Error),
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardFlagError),
 }
 
 /// Run several strategies under one scenario and write the full report folder.
@@ -62,6 +66,10 @@ pub struct CompareArgs {
     /// With --capacity: the largest client count to try.
     #[arg(long, default_value = "16000", requires = "capacity")]
     pub max_clients: std::num::NonZeroUsize,
+    /// Run each strategy as K shard processes (as `run --workers K`), merged; their folders go
+    /// to OUT/workers/LABEL/.
+    #[arg(long, conflicts_with = "capacity")]
+    pub workers: Option<std::num::NonZeroU32>,
 }
 
 impl CompareArgs {
@@ -88,7 +96,43 @@ pub async fn run(args: &CompareArgs) -> Result<SweepOutcome, CompareError> {
         sweep.strategies.len(),
         sweep.out.display()
     );
-    run_sweep(&sweep, cancel, None).await
+    match args.workers {
+        Some(k) => {
+            crate::shard::check_clients(k.get(), sweep.scenario.clients.get())?;
+            run_sweep_workers(&sweep, k.get(), cancel).await
+        }
+        None => run_sweep(&sweep, cancel, None).await,
+    }
+}
+
+/// The sweep with every strategy run as `k` shard processes and merged (`--workers`).
+async fn run_sweep_workers(
+    sweep: &Sweep,
+    k: u32,
+    cancel: CancellationToken,
+) -> Result<SweepOutcome, CompareError> {
+    let exe = std::env::current_exe().map_err(CompareError::CurrentExe)?;
+    let runner = async |spec: &StrategySpec, hooks: &RunHooks| {
+        let out = sweep.out.join("workers").join(spec.label());
+        let plan =
+            crate::shard::workers::WorkersPlan::new(k, spec, &sweep.scenario, out, exe.clone());
+        let done = crate::shard::workers::run(&plan, hooks.cancel.clone()).await?;
+        let run = done.merged.results.runs.into_iter().next();
+        run.ok_or(crate::shard::workers::WorkersError::Empty)
+    };
+    sweep_with(sweep, header(sweep), runner, cancel, None).await
+}
+
+/// A sweep's results before its first run.
+fn header(sweep: &Sweep) -> Results {
+    Results {
+        schema_version: SCHEMA_VERSION,
+        tool: crate::driver::tool_info(),
+        machine: crate::driver::machine_info(),
+        scenario: sweep.scenario.clone(),
+        started_unix: unix_now(),
+        runs: Vec::new(),
+    }
 }
 
 /// One sweep: what to run and where to write.
@@ -178,15 +222,7 @@ pub async fn run_sweep(
     let runner = async |spec: &StrategySpec, hooks: &RunHooks| {
         crate::driver::run_strategy(&sweep.scenario, spec, hooks).await
     };
-    let header = Results {
-        schema_version: SCHEMA_VERSION,
-        tool: crate::driver::tool_info(),
-        machine: crate::driver::machine_info(),
-        scenario: sweep.scenario.clone(),
-        started_unix: unix_now(),
-        runs: Vec::new(),
-    };
-    sweep_with(sweep, header, runner, cancel, server_exe).await
+    sweep_with(sweep, header(sweep), runner, cancel, server_exe).await
 }
 
 /// The sweep loop, over any runner (tests pass a fake one): run, record, rewrite every report.
@@ -228,6 +264,7 @@ pub async fn sweep_with<E: std::fmt::Display>(
             progress: Some(bars.add(crate::progress::default_bar(&label))),
             cancel: cancel.clone(),
             server_exe: server_exe.clone(),
+            ..RunHooks::default()
         };
         let run = match runner(spec, &hooks).await {
             Ok(run) => run,

@@ -24,6 +24,8 @@
 //! - [`compare`]: `loadgen compare`, the sweep over strategies; [`report`]: every report format
 //!   (`loadgen report`), rendered from `results.json`; [`capacity`]: `loadgen capacity` (and
 //!   `compare --capacity`), the search for the largest client count a server holds.
+//! - [`shard`]: one run split over processes or machines (`run --shard I/N`, `run --workers K`)
+//!   and `loadgen merge`, exact.
 
 pub mod bench_support;
 pub mod bootstrap;
@@ -46,6 +48,7 @@ pub mod results;
 pub mod scenario;
 pub mod schedule;
 pub mod sender;
+pub mod shard;
 pub mod strategy;
 pub mod summary;
 pub mod target;

@@ -79,6 +79,20 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     1
                 })
             }
+            Command::Merge(args) => {
+                let (merged, saved) = loadgen::shard::merge::run(&args)?;
+                let result = &merged.results.runs[0];
+                print!("{}", cli::render_summary(result, &saved));
+                print!("{}", loadgen::shard::merge::shards_section(&merged.info));
+                if merged.is_whole() {
+                    Ok(cli::exit_code(&result.outcome))
+                } else {
+                    eprintln!(
+                        "WARNING: this merge is not the whole run (shards missing, unreadable or failed): see above"
+                    );
+                    Ok(1)
+                }
+            }
             Command::Report(args) => {
                 let (out, written) = loadgen::report::command::run(&args)?;
                 println!("wrote {} files to {}", written.len(), out.display());

@@ -672,6 +672,12 @@ pub enum Warning {
         server_percent: f64,
         cores: usize,
     },
+    /// A merged run (`loadgen merge`) without some of its shards: its figures cover only the
+    /// shards listed, and probes of the missing shards' senders are not in them.
+    ShardsMissing {
+        missing: Vec<u32>,
+        count: u32,
+    },
 }
 
 impl Warning {
@@ -793,6 +799,10 @@ impl fmt::Display for Warning {
             Warning::OtherCpuLoad { cpu_percent } => write!(
                 f,
                 "other processes used {cpu_percent:.0}% of a core while this run was measured: the generator and the server competed with them for the CPU; rerun on a quiet machine"
+            ),
+            Warning::ShardsMissing { missing, count } => write!(
+                f,
+                "shards {missing:?} of {count} are missing or failed: this merge is NOT the whole run (their senders' probes and their receivers are not counted); rerun them, or merge their folders too"
             ),
         }
     }

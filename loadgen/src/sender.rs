@@ -131,13 +131,21 @@ struct SenderState {
 /// the last one has left (or the run was aborted). POSTs still in flight go on as tasks; the
 /// recorder knows which are unanswered when the run closes.
 pub async fn run_all(ctx: Arc<RunContext>, plans: Vec<SenderPlan>) {
-    let states: Arc<[SenderState]> = plans
+    // Indexed by sender index: a shard (`--shard`) runs only some of the senders.
+    let count = plans
         .iter()
-        .map(|p| SenderState {
-            name: format!("sender-{}", p.index),
+        .map(|p| p.index as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let states: Arc<[SenderState]> = (0..count)
+        .map(|i| SenderState {
+            name: format!("sender-{i}"),
             idle: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
-            payload_bytes: p.payload_bytes,
+            payload_bytes: plans
+                .iter()
+                .find(|p| p.index as usize == i)
+                .map_or(0, |p| p.payload_bytes),
         })
         .collect();
     let mut schedule: Vec<(Instant, u32, u64)> = plans

@@ -27,12 +27,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct TargetAddr {
     pub addr: SocketAddr,
     pub host: HeaderValue,
+    /// Local address every connection is opened from (`--source-ip`); `None`: the OS picks.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl TargetAddr {
     pub fn new(addr: SocketAddr, host: &str) -> Result<Self, HttpError> {
         let host = HeaderValue::from_str(host).map_err(|_| HttpError::BadHost(host.to_string()))?;
-        Ok(TargetAddr { addr, host })
+        Ok(TargetAddr {
+            addr,
+            host,
+            source: None,
+        })
+    }
+
+    /// Opens every connection from `source` (its own ephemeral ports).
+    pub fn with_source(self, source: Option<std::net::IpAddr>) -> Self {
+        TargetAddr { source, ..self }
     }
 
     /// A request builder for `path` with the `Host` header set.
@@ -91,7 +102,7 @@ pub async fn connect_tcp(
     target: &TargetAddr,
     wire: &Arc<WireCounters>,
 ) -> Result<CountingStream<TcpStream>, HttpError> {
-    let connect = TcpStream::connect(target.addr);
+    let connect = connect_from(target.addr, target.source);
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| HttpError::Timeout(CONNECT_TIMEOUT))?
@@ -107,6 +118,23 @@ pub async fn connect_tcp(
         })?;
     wire.connections.fetch_add(1, Relaxed);
     Ok(CountingStream::with_tally(stream, wire.clone()))
+}
+
+/// Connects to `addr`, from `source` when given (bound to it, any port).
+async fn connect_from(
+    addr: SocketAddr,
+    source: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if ip.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(ip, 0))?;
+    socket.connect(addr).await
 }
 
 /// A client's HTTP/1.1 connection; requests go one at a time, as on a browser's connection.

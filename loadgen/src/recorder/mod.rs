@@ -19,6 +19,7 @@
 //! the tail longer, and percentiles at or above the first censored value are lower bounds.
 
 mod cursor;
+mod shard;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -33,6 +34,7 @@ use crate::results::{Delivery, new_latency_histogram};
 use crate::schedule::LATE_AFTER;
 pub use cursor::Seen;
 use cursor::SenderCursor;
+pub use shard::{MemberSpan, ProbeDeliveries, SentProbe, SentStatus, ShardTallies};
 
 /// What happened to a probe's POST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +166,14 @@ pub struct Recorder {
     catchup_deliveries: AtomicU64,
     /// Deliveries of measured probes to receivers that joined after the probe left.
     extra_deliveries: AtomicU64,
+    /// Every receiver's membership, by join order (see [`shard`]): what a merge of shards
+    /// needs to know who was owed a probe another process sent.
+    spans: Mutex<Vec<MemberSpan>>,
+    /// Members now, mirrored outside the lock for the sharded drain's cheap check.
+    member_count: AtomicU64,
+    /// One shard of a sharded run (see [`shard`]): no censoring at the close (the merge
+    /// censors against every shard's receivers), deliveries after the close ignored.
+    sharded: bool,
 }
 
 /// One receiver's dedupe state and membership.
@@ -177,6 +187,8 @@ pub struct ReceiverLog {
     /// Measured probes that reached it by a catch-up request and not (yet) live: a live copy
     /// arriving later is the server doing its job, not a duplicate.
     caught_up: Vec<(u32, u64)>,
+    /// Its entry in the recorder's membership spans, once joined.
+    span: Option<usize>,
 }
 
 impl ReceiverLog {
@@ -231,6 +243,9 @@ impl Recorder {
             stale_answers: AtomicU64::new(0),
             catchup_deliveries: AtomicU64::new(0),
             extra_deliveries: AtomicU64::new(0),
+            spans: Mutex::new(Vec::new()),
+            member_count: AtomicU64::new(0),
+            sharded: false,
         }
     }
 
@@ -254,6 +269,7 @@ impl Recorder {
             joined_ns: None,
             left: false,
             caught_up: Vec::new(),
+            span: None,
         }
     }
 
@@ -263,8 +279,16 @@ impl Recorder {
             return;
         }
         let mut members = lock(&self.members);
-        log.joined_ns = Some(self.ns_since_epoch(Instant::now()));
+        let joined_ns = self.ns_since_epoch(Instant::now());
+        log.joined_ns = Some(joined_ns);
         *members += 1;
+        self.member_count.store(*members, Relaxed);
+        let mut spans = lock(&self.spans);
+        log.span = Some(spans.len());
+        spans.push(MemberSpan {
+            joined_ns,
+            left_ns: None,
+        });
     }
 
     /// The receiver gave up for good: probes sent from now on are not owed to it.
@@ -272,6 +296,14 @@ impl Recorder {
         if log.joined_ns.is_some() && !std::mem::replace(&mut log.left, true) {
             let mut members = lock(&self.members);
             *members = members.saturating_sub(1);
+            self.member_count.store(*members, Relaxed);
+            let left_ns = self.ns_since_epoch(Instant::now());
+            if let Some(i) = log.span {
+                let mut spans = lock(&self.spans);
+                if let Some(span) = spans.get_mut(i) {
+                    span.left_ns = Some(left_ns);
+                }
+            }
         }
     }
 
@@ -348,7 +380,7 @@ impl Recorder {
     }
 
     pub fn deliver(&self, log: &mut ReceiverLog, p: &Probe, now: Instant, c: &Counters, via: Via) {
-        if p.run_id != self.run_id {
+        if p.run_id != self.run_id || (self.sharded && self.closed_ns.load(Relaxed) != 0) {
             return;
         }
         let measured = self.is_measured(p.intended_ns);
@@ -390,8 +422,10 @@ impl Recorder {
         self.record_latency(log.shard, probe, now_ns, (p.intended_ns, p.sent_ns), 1);
         if let Some(slot) = self.table.slot(p.sender, p.seq) {
             slot.last_delivery_ns.fetch_max(now_ns, Relaxed);
-            slot.delivered.fetch_add(1, Relaxed);
-            if self.is_settled(slot) {
+            let delivered = slot.delivered.fetch_add(1, Relaxed) + 1;
+            if self.is_settled(slot)
+                || (self.sharded && u64::from(delivered) >= self.member_count.load(Relaxed))
+            {
                 self.fanout_done.notify_waiters();
             }
         }
@@ -509,8 +543,12 @@ impl Recorder {
         }
     }
 
-    /// True when every measured probe that left has settled.
+    /// True when every measured probe that left has settled (for a shard: see
+    /// [`Recorder::all_settled_sharded`]).
     pub fn all_settled(&self) -> bool {
+        if self.sharded {
+            return self.all_settled_sharded();
+        }
         self.measured_slots().all(|s| self.is_settled(s))
     }
 
@@ -527,6 +565,13 @@ impl Recorder {
         let at_ns = self.ns_since_epoch(at);
         if self.closed_ns.swap(at_ns.max(1), Relaxed) != 0 {
             return 0;
+        }
+        if self.sharded {
+            // The merge censors, against the receivers of every shard.
+            return self
+                .measured_slots()
+                .filter(|s| s.status() == PostStatus::InFlight)
+                .count() as u64;
         }
         let mut unanswered = 0;
         for (sender, row) in (0u32..).zip(&self.table.rows) {
