@@ -83,6 +83,8 @@ pub struct ScenarioArgs {
     /// Seed of the random poll phases and Poisson send times (same seed, same schedule).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    #[command(flatten)]
+    pub access: crate::access::AccessArgs,
 }
 
 /// A flag combination that makes no sense; names the flag.
@@ -99,6 +101,8 @@ pub enum ScenarioError {
     },
     #[error("--wait only applies to --strategy longpoll (got {strategy})")]
     LongpollOnly { strategy: String },
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessArgsError),
 }
 
 impl ScenarioArgs {
@@ -124,6 +128,7 @@ impl ScenarioArgs {
             target: self.target.clone(),
             allow_remote: self.allow_remote,
             seed: self.seed,
+            access: self.access.to_spec()?,
         })
     }
 }

@@ -61,6 +61,8 @@ pub enum RunError {
     Unsupported(#[from] UnsupportedStrategy),
     #[error(transparent)]
     Limit(#[from] LimitError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
     #[error("cannot find this executable to start the chat server from: {0}")]
     CurrentExe(std::io::Error),
     #[error("--rate must be a positive number of messages per second, at most {MAX_RATE}, got {0}")]
@@ -143,6 +145,8 @@ async fn start_server(
             let parsed = TargetUrl::parse(url)?;
             let addr = parsed.resolve(scenario.allow_remote).await?;
             let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
+            let target =
+                crate::access::reach(target, &parsed.host, parsed.tls, &scenario.access).await?;
             // A local server other than this process (an in-process test server would be
             // counted twice) is measured from /proc, like a spawned child.
             let pid = addr
@@ -164,6 +168,7 @@ async fn start_server(
             };
             let child = ChildServer::spawn(&exe, &[]).await?;
             let target = child.target_addr()?;
+            let target = crate::access::reach(target, "", false, &scenario.access).await?;
             Ok((Server::Child(child), Arc::new(target)))
         }
     }

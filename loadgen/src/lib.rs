@@ -25,6 +25,7 @@
 //!   (`loadgen report`), rendered from `results.json`; [`capacity`]: `loadgen capacity` (and
 //!   `compare --capacity`), the search for the largest client count a server holds.
 
+pub mod access;
 pub mod bench_support;
 pub mod bootstrap;
 pub mod capacity;

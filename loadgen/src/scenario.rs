@@ -293,6 +293,9 @@ pub struct Scenario {
     pub allow_remote: bool,
     /// Seed for the random poll phases, so two runs of a sweep get the same phases.
     pub seed: u64,
+    /// TLS trust, headers, login (issue 15); secrets are never serialized.
+    #[serde(default)]
+    pub access: crate::access::AccessSpec,
 }
 
 impl Default for Scenario {
@@ -310,6 +313,7 @@ impl Default for Scenario {
             target: None,
             allow_remote: false,
             seed: 1,
+            access: crate::access::AccessSpec::default(),
         }
     }
 }

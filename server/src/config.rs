@@ -101,6 +101,15 @@ pub struct Config {
     /// Concurrent requests (streams) per HTTP/2 connection; more are refused by the protocol.
     #[arg(long, default_value_t = 32, value_parser = parse_positive_u32)]
     pub http2_max_streams: u32,
+
+    /// Serve HTTPS/WSS: the certificate chain (PEM, leaf first). Needs `--tls-key`. Bytes in
+    /// `/metrics` are then TLS records (handshakes included).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {

@@ -32,6 +32,7 @@ mod server;
 mod signal;
 mod socketio;
 mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use log::{AppendError, Message, MessageLog, Page, PageInfo, StoredMessage};

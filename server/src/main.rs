@@ -29,7 +29,12 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {} (try another --addr)", config.addr))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "chat-server listening on http://{addr}")?;
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    writeln!(stdout, "chat-server listening on {scheme}://{addr}")?;
     stdout.flush()?;
     drop(stdout);
     chat_server::run(listener, config, chat_server::shutdown_signal()).await?;

@@ -32,6 +32,8 @@ pub enum ServerError {
     LocalAddr(std::io::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the server task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -53,6 +55,7 @@ async fn serve(
     log: MessageLog,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let tls = crate::tls::acceptor(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
     let metrics = Metrics::new()?;
     let (socket_io_service, io) = socketio::build(&config, log.clone(), metrics.clone());
     let stop = CancellationToken::new();
@@ -91,7 +94,7 @@ async fn serve(
         tracing::info!(%addr, capacity = log_capacity, "serving the chat");
     }
     let listener = CountingListener::new(listener, &metrics).with_keepalive(limits.tcp_keepalive);
-    let server = accept::serve(listener, app, limits, metrics, signal);
+    let server = accept::serve(listener, app, limits, metrics, tls, signal);
     let outcome = tokio::select! {
         () = server => Ok(()),
         () = overdue(signalled_rx, grace) => {

@@ -5,6 +5,7 @@
 
 pub mod faulty;
 pub mod proxy;
+pub mod tls;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ pub fn small_scenario(target: Option<String>) -> Scenario {
         target,
         allow_remote: false,
         seed: 7,
+        access: Default::default(),
     }
 }
 
