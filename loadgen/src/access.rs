@@ -172,6 +172,8 @@ pub struct ClientAccess {
     pub headers: HeaderMap,
     /// The Socket.IO connect packet's `auth` JSON.
     pub socketio_auth: Option<String>,
+    /// Sees every answer's status; stops the run when too many are 429 or 5xx.
+    pub guard: Arc<crate::safety::RefusalGuard>,
 }
 
 impl ClientAccess {
@@ -215,6 +217,7 @@ pub async fn reach(
     host: &str,
     tls: bool,
     spec: &AccessSpec,
+    safety: &crate::safety::SafetySpec,
 ) -> Result<TargetAddr, AccessError> {
     let mut access = ClientAccess {
         tls: if tls {
@@ -224,6 +227,7 @@ pub async fn reach(
         },
         headers: HeaderMap::new(),
         socketio_auth: spec.socketio_auth.clone(),
+        guard: Arc::new(crate::safety::RefusalGuard::new(safety.abort_on_errors_pct)),
     };
     for h in &spec.headers {
         // Checked when parsed; a spec read back from results has no value and is skipped.

@@ -85,6 +85,8 @@ pub struct ScenarioArgs {
     pub seed: u64,
     #[command(flatten)]
     pub access: crate::access::AccessArgs,
+    #[command(flatten)]
+    pub safety: crate::safety::SafetyArgs,
 }
 
 /// A flag combination that makes no sense; names the flag.
@@ -103,6 +105,8 @@ pub enum ScenarioError {
     LongpollOnly { strategy: String },
     #[error(transparent)]
     Access(#[from] crate::access::AccessArgsError),
+    #[error(transparent)]
+    Safety(#[from] crate::safety::SafetyError),
 }
 
 impl ScenarioArgs {
@@ -129,6 +133,7 @@ impl ScenarioArgs {
             allow_remote: self.allow_remote,
             seed: self.seed,
             access: self.access.to_spec()?,
+            safety: self.safety.to_spec()?,
         })
     }
 }

@@ -44,6 +44,7 @@ pub mod recorder;
 pub mod report;
 pub mod resources;
 pub mod results;
+pub mod safety;
 pub mod scenario;
 pub mod schedule;
 pub mod sender;

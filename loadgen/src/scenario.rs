@@ -296,6 +296,9 @@ pub struct Scenario {
     /// TLS trust, headers, login (issue 15); secrets are never serialized.
     #[serde(default)]
     pub access: crate::access::AccessSpec,
+    /// The request-rate ceiling and the 429/5xx abort threshold (issue 15).
+    #[serde(default)]
+    pub safety: crate::safety::SafetySpec,
 }
 
 impl Default for Scenario {
@@ -314,6 +317,7 @@ impl Default for Scenario {
             allow_remote: false,
             seed: 1,
             access: crate::access::AccessSpec::default(),
+            safety: crate::safety::SafetySpec::default(),
         }
     }
 }

@@ -254,8 +254,9 @@ impl HttpConn {
     ) -> Result<Response<Incoming>, HttpError> {
         let sender = self.ready().await?;
         let result = sender.send_request(req).await;
-        if result.is_err() {
-            self.sender = None;
+        match &result {
+            Ok(resp) => self.target.access.guard.observe(resp.status()),
+            Err(_) => self.sender = None,
         }
         Ok(result?)
     }

@@ -114,6 +114,10 @@ async fn open(rx: &mut Receiver) -> Result<Ws, ErrorKind> {
     let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config()));
     match tokio::time::timeout(REQUEST_TIMEOUT, handshake).await {
         Err(_) => Err(ErrorKind::Timeout),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+            target.access.guard.observe(resp.status());
+            Err(ErrorKind::Connect)
+        }
         Ok(Err(_)) => Err(ErrorKind::Connect),
         Ok(Ok((ws, _response))) => Ok(ws),
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod faulty;
+pub mod gate;
 pub mod proxy;
 pub mod tls;
 
@@ -34,6 +35,7 @@ pub fn small_scenario(target: Option<String>) -> Scenario {
         allow_remote: false,
         seed: 7,
         access: Default::default(),
+        safety: Default::default(),
     }
 }
 
