@@ -386,7 +386,12 @@ pub async fn serve_chat(args: ServeChatArgs) -> Result<(), ServeError> {
     let bound = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    println!("chat-server listening on http://{bound}");
+    let scheme = if args.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("chat-server listening on {scheme}://{bound}");
     let shutdown = async {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
