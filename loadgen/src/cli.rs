@@ -86,6 +86,10 @@ pub struct ScenarioArgs {
     /// Seed of the random poll phases and Poisson send times (same seed, same schedule).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    #[command(flatten)]
+    pub access: crate::access::AccessArgs,
+    #[command(flatten)]
+    pub safety: crate::safety::SafetyArgs,
 }
 
 /// A flag combination that makes no sense; names the flag.
@@ -102,6 +106,10 @@ pub enum ScenarioError {
     },
     #[error("--wait only applies to --strategy longpoll (got {strategy})")]
     LongpollOnly { strategy: String },
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessArgsError),
+    #[error(transparent)]
+    Safety(#[from] crate::safety::SafetyError),
 }
 
 impl ScenarioArgs {
@@ -127,6 +135,8 @@ impl ScenarioArgs {
             target: self.target.clone(),
             allow_remote: self.allow_remote,
             seed: self.seed,
+            access: self.access.to_spec()?,
+            safety: self.safety.to_spec()?,
         })
     }
 }
@@ -450,7 +460,12 @@ pub async fn serve_chat(args: ServeChatArgs) -> Result<(), ServeError> {
     let bound = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    println!("chat-server listening on http://{bound}");
+    let scheme = if args.config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("chat-server listening on {scheme}://{bound}");
     let shutdown = async {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

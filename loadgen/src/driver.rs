@@ -65,6 +65,10 @@ pub enum RunError {
     Unsupported(#[from] UnsupportedStrategy),
     #[error(transparent)]
     Limit(#[from] LimitError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+    #[error(transparent)]
+    Safety(#[from] crate::safety::SafetyError),
     #[error("cannot find this executable to start the chat server from: {0}")]
     CurrentExe(std::io::Error),
     #[error("--rate must be a positive number of messages per second, at most {MAX_RATE}, got {0}")]
@@ -130,6 +134,7 @@ pub async fn run_strategy(
         1,
         (scenario.senders.get() * sender::MAX_IN_FLIGHT) as u64,
     )?;
+    crate::safety::check_request_rate(scenario, spec)?;
     let (server, target) = start_server(scenario, hooks).await?;
     let target = Arc::new(Arc::unwrap_or_clone(target).with_source(hooks.source_ip));
     let result = run_on(scenario, spec, hooks, &server, target).await;
@@ -148,6 +153,14 @@ async fn start_server(
             let parsed = TargetUrl::parse(url)?;
             let addr = parsed.resolve(scenario.allow_remote).await?;
             let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
+            let target = crate::access::reach(
+                target,
+                &parsed.host,
+                parsed.tls,
+                &scenario.access,
+                &scenario.safety,
+            )
+            .await?;
             // A local server other than this process (an in-process test server would be
             // counted twice) is measured from /proc, like a spawned child.
             let pid = addr
@@ -169,6 +182,8 @@ async fn start_server(
             };
             let child = ChildServer::spawn(&exe, &[]).await?;
             let target = child.target_addr()?;
+            let target =
+                crate::access::reach(target, "", false, &scenario.access, &scenario.safety).await?;
             Ok((Server::Child(child), Arc::new(target)))
         }
     }
@@ -197,6 +212,17 @@ async fn run_on(
         recorder,
         hooks.cancel.child_token(),
     ));
+    // Too many 429/5xx answers stop the run at once (the reason becomes its outcome below).
+    let guard = ctx.target.access.guard.clone();
+    let abort = ctx.abort.clone();
+    let disarm = CancellationToken::new();
+    let _disarm_on_return = disarm.clone().drop_guard();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = guard.tripped().cancelled() => abort.cancel(),
+            () = disarm.cancelled() => {}
+        }
+    });
     let caps = control::detect(&ctx.target, &ctx.counters.control_wire, spec.kind).await?;
     let strategy = Strategy::new(spec, &caps, scenario.seed)?;
     let (phase_tx, phase_rx) = watch::channel(Phase::Connect);
@@ -248,6 +274,11 @@ async fn run_on(
         hooks.cancel.is_cancelled(),
         facts.clients.connected,
     );
+    if let Some(reason) = ctx.target.access.guard.reason() {
+        facts.outcome = results::Outcome::Failed {
+            detail: reason.to_string(),
+        };
+    }
     facts.target = server.label();
     let ms_since = |t: Instant| {
         t.saturating_duration_since(ctx.recorder.epoch())

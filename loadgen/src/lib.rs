@@ -27,6 +27,7 @@
 //! - [`shard`]: one run split over processes or machines (`run --shard I/N`, `run --workers K`)
 //!   and `loadgen merge`, exact.
 
+pub mod access;
 pub mod bench_support;
 pub mod bootstrap;
 pub mod capacity;
@@ -45,6 +46,7 @@ pub mod recorder;
 pub mod report;
 pub mod resources;
 pub mod results;
+pub mod safety;
 pub mod scenario;
 pub mod schedule;
 pub mod sender;

@@ -402,6 +402,19 @@ pub struct Traffic {
     pub deliveries: u64,
     /// Counts over the measured window only (these feed the per-second and per-message views).
     pub measured: TrafficWindow,
+    /// What the bytes above are: `plain` (HTTP and WebSocket bytes as sent) or `tls` (TLS
+    /// records, handshakes included: counted below the encryption, as a capture sees them).
+    #[serde(default)]
+    pub wire: Wire,
+}
+
+/// What the counted bytes are (see [`Traffic::wire`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wire {
+    #[default]
+    Plain,
+    Tls,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -293,6 +293,12 @@ pub struct Scenario {
     pub allow_remote: bool,
     /// Seed for the random poll phases, so two runs of a sweep get the same phases.
     pub seed: u64,
+    /// TLS trust, headers, login (issue 15); secrets are never serialized.
+    #[serde(default)]
+    pub access: crate::access::AccessSpec,
+    /// The request-rate ceiling and the 429/5xx abort threshold (issue 15).
+    #[serde(default)]
+    pub safety: crate::safety::SafetySpec,
 }
 
 impl Default for Scenario {
@@ -310,6 +316,8 @@ impl Default for Scenario {
             target: None,
             allow_remote: false,
             seed: 1,
+            access: crate::access::AccessSpec::default(),
+            safety: crate::safety::SafetySpec::default(),
         }
     }
 }

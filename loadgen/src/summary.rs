@@ -348,6 +348,11 @@ fn traffic(ctx: &RunContext, facts: &RunFacts) -> Traffic {
             receiver_bytes_down: w.receiver_bytes_down,
             deliveries: w.deliveries,
         },
+        wire: if ctx.target.access.tls.is_some() {
+            crate::results::Wire::Tls
+        } else {
+            crate::results::Wire::Plain
+        },
     }
 }
 

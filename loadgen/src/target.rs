@@ -23,7 +23,7 @@ const LISTENING_PREFIX: &str = "listening on http://";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("--target `{0}` is not an http://HOST:PORT URL (https is not supported)")]
+    #[error("--target `{0}` is not an http(s)://HOST:PORT URL (ws:// and wss:// also do)")]
     BadUrl(String),
     #[error(
         "--target {host} is not a loopback address: measuring a remote server over a shared network also measures the network; pass --allow-remote if that is what you want"
@@ -47,27 +47,32 @@ pub enum TargetError {
     Http(#[from] crate::net::HttpError),
 }
 
-/// A parsed `--target`: host (as written, for the `Host` header) and port.
+/// A parsed `--target`: host (as written, for the `Host` header), port, and TLS or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetUrl {
     pub host: String,
     pub port: u16,
+    /// `https://` or `wss://`: every connection (every door) is TLS.
+    pub tls: bool,
 }
 
 impl TargetUrl {
     pub fn parse(url: &str) -> Result<TargetUrl, TargetError> {
         let bad = || TargetError::BadUrl(url.to_string());
         let uri: http::Uri = url.parse().map_err(|_| bad())?;
-        if uri.scheme_str() != Some("http") {
-            return Err(bad());
-        }
+        let tls = match uri.scheme_str() {
+            Some("http" | "ws") => false,
+            Some("https" | "wss") => true,
+            _ => return Err(bad()),
+        };
         if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
             return Err(bad());
         }
         let host = uri.host().ok_or_else(bad)?.to_string();
         Ok(TargetUrl {
             host,
-            port: uri.port_u16().unwrap_or(80),
+            port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+            tls,
         })
     }
 
@@ -265,12 +270,11 @@ mod tests {
         let t = TargetUrl::parse("http://127.0.0.1:3000").expect("url");
         assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 3000));
         assert_eq!(TargetUrl::parse("http://localhost/").expect("url").port, 80);
-        for bad in [
-            "https://127.0.0.1:3000",
-            "127.0.0.1:3000",
-            "http://x:1/path",
-            "ftp://a",
-        ] {
+        let t = TargetUrl::parse("https://localhost").expect("url");
+        assert_eq!((t.port, t.tls), (443, true));
+        assert!(TargetUrl::parse("wss://localhost:8443").expect("url").tls);
+        assert!(!TargetUrl::parse("ws://localhost:8443").expect("url").tls);
+        for bad in ["127.0.0.1:3000", "http://x:1/path", "ftp://a"] {
             assert!(TargetUrl::parse(bad).is_err(), "{bad}");
         }
     }

@@ -31,6 +31,11 @@ fn scenario(server: &FaultyServer) -> Scenario {
         senders: NonZeroUsize::new(1).expect("nonzero"),
         warmup: Duration::ZERO,
         drain: Duration::from_secs(1),
+        // The faults (503s among them) are injected to be measured, never a reason to stop.
+        safety: loadgen::safety::SafetySpec {
+            abort_on_errors_pct: 100.0,
+            ..Default::default()
+        },
         ..small_scenario(Some(server.url()))
     }
 }

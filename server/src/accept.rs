@@ -12,13 +12,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::serve::Listener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::{self, ConnService, LimitedStream};
 use crate::limits::{self, Limits, RESERVE};
 use crate::metrics::Metrics;
 use crate::net::CountingListener;
-use crate::reserve;
+use crate::{reserve, tls};
 
 /// Serves `app` on `listener` until `signal` completes and every connection has finished.
 pub async fn serve(
@@ -26,6 +27,7 @@ pub async fn serve(
     app: Router,
     mut limits: Limits,
     metrics: Metrics,
+    tls: Option<TlsAcceptor>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
     let open_files = limits::open_files_limit();
@@ -59,26 +61,27 @@ pub async fn serve(
         };
         let alive = connection_alive.clone();
         if let Ok(slot) = slots.clone().try_acquire_owned() {
-            let io = LimitedStream::new(stream, slot, &metrics);
-            let service = ConnService::new(app.clone(), io.activity().clone(), &limits, &metrics);
-            let task = connection::serve(
-                builder.clone(),
-                io,
-                service,
-                limits,
-                metrics.clone(),
-                stop.clone(),
-            );
+            let (app, metrics, stop, builder) =
+                (app.clone(), metrics.clone(), stop.clone(), builder.clone());
+            let tls = tls.clone();
+            // The TLS handshake (if any) runs in the connection's own task, never in this loop.
             tokio::spawn(async move {
-                task.await;
+                if let Some(stream) = tls::open(tls.as_ref(), stream, limits.header_timeout).await {
+                    let io = LimitedStream::new(stream, slot, &metrics);
+                    let service = ConnService::new(app, io.activity().clone(), &limits, &metrics);
+                    connection::serve(builder, io, service, limits, metrics, stop).await;
+                }
                 drop(alive);
             });
         } else if let Ok(slot) = reserve_slots.clone().try_acquire_owned() {
             metrics.over_limit_reserve.inc();
-            let io = LimitedStream::new(stream, slot, &metrics);
-            let task = reserve::serve(io, app.clone(), limits, stop.clone());
+            let (app, metrics, stop) = (app.clone(), metrics.clone(), stop.clone());
+            let tls = tls.clone();
             tokio::spawn(async move {
-                task.await;
+                if let Some(stream) = tls::open(tls.as_ref(), stream, limits.header_timeout).await {
+                    let io = LimitedStream::new(stream, slot, &metrics);
+                    reserve::serve(io, app, limits, stop).await;
+                }
                 drop(alive);
             });
         } else {

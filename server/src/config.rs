@@ -111,6 +111,15 @@ pub struct Config {
     /// nodes with the same prefix on the same Redis serve the same chat.
     #[arg(long, default_value = "pushpoll", value_name = "PREFIX")]
     pub redis_key: String,
+
+    /// Serve HTTPS/WSS: the certificate chain (PEM, leaf first). Needs `--tls-key`. Bytes in
+    /// `/metrics` are then TLS records (handshakes included).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {

@@ -36,6 +36,7 @@ mod server;
 mod signal;
 mod socketio;
 mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use log::{AppendError, Ingested, Message, MessageLog, Page, PageInfo, StoredMessage};

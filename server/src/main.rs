@@ -32,7 +32,12 @@ async fn main() -> anyhow::Result<()> {
     // announced.
     let backend = chat_server::connect(&config).await?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "chat-server listening on http://{addr}")?;
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    writeln!(stdout, "chat-server listening on {scheme}://{addr}")?;
     stdout.flush()?;
     drop(stdout);
     chat_server::run_with(listener, config, backend, chat_server::shutdown_signal()).await?;

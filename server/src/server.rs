@@ -33,6 +33,8 @@ pub enum ServerError {
     LocalAddr(std::io::Error),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("the server task ended abnormally: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
@@ -97,6 +99,7 @@ async fn serve(
     backend: Backend,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let tls = crate::tls::acceptor(config.tls_cert.as_deref(), config.tls_key.as_deref())?;
     let Backend {
         log,
         metrics,
@@ -144,7 +147,7 @@ async fn serve(
         tracing::info!(%addr, capacity = log_capacity, "serving the chat");
     }
     let listener = CountingListener::new(listener, &metrics).with_keepalive(limits.tcp_keepalive);
-    let server = accept::serve(listener, app, limits, metrics, signal);
+    let server = accept::serve(listener, app, limits, metrics, tls, signal);
     let outcome = tokio::select! {
         () = server => Ok(()),
         () = overdue(signalled_rx, grace) => {

@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::CountingStream;
+use crate::access::ClientAccess;
 use crate::counters::{ErrorKind, WireCounters};
 
 /// Read buffer of a client's HTTP connection.
@@ -29,6 +30,8 @@ pub struct TargetAddr {
     pub host: HeaderValue,
     /// Local address every connection is opened from (`--source-ip`); `None`: the OS picks.
     pub source: Option<std::net::IpAddr>,
+    /// TLS, extra headers, the login cookie, the Socket.IO auth payload (default: none).
+    pub access: Arc<ClientAccess>,
 }
 
 impl TargetAddr {
@@ -38,6 +41,7 @@ impl TargetAddr {
             addr,
             host,
             source: None,
+            access: Arc::default(),
         })
     }
 
@@ -46,12 +50,24 @@ impl TargetAddr {
         TargetAddr { source, ..self }
     }
 
-    /// A request builder for `path` with the `Host` header set.
+    /// The same target, reached with `access`.
+    pub fn with_access(self, access: ClientAccess) -> Self {
+        TargetAddr {
+            access: Arc::new(access),
+            ..self
+        }
+    }
+
+    /// A request builder for `path` with the `Host` header and every `--header` set.
     pub fn request(&self, method: Method, path: &str) -> http::request::Builder {
-        Request::builder()
+        let mut b = Request::builder()
             .method(method)
             .uri(path)
-            .header(header::HOST, self.host.clone())
+            .header(header::HOST, self.host.clone());
+        if let Some(headers) = b.headers_mut() {
+            self.access.add_headers(headers);
+        }
+        b
     }
 }
 
@@ -72,6 +88,11 @@ pub enum HttpError {
     BadHost(String),
     #[error("unexpected HTTP status {0}")]
     Status(http::StatusCode),
+    #[error("TLS handshake with {host} failed: {source}{}", tls_hint(source))]
+    Tls {
+        host: String,
+        source: std::io::Error,
+    },
     #[error("an answer larger than {} MiB (the most one answer may hold)", MAX_BODY_BYTES >> 20)]
     TooLarge,
 }
@@ -86,7 +107,7 @@ impl HttpError {
     /// The counter this error adds to.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            HttpError::Connect { .. } => ErrorKind::Connect,
+            HttpError::Connect { .. } | HttpError::Tls { .. } => ErrorKind::Connect,
             HttpError::Timeout(_) => ErrorKind::Timeout,
             HttpError::Http(e) if e.is_incomplete_message() || e.is_canceled() => ErrorKind::Closed,
             HttpError::Http(_) => ErrorKind::Io,
@@ -97,8 +118,48 @@ impl HttpError {
     }
 }
 
-/// Opens a TCP connection with `TCP_NODELAY` (as the server sets on its side), counted in `wire`.
+/// What a certificate failure needs said: how to trust the server.
+fn tls_hint(e: &std::io::Error) -> &'static str {
+    if e.to_string().contains("certificate") {
+        " (the server's certificate is not trusted: pass --ca-cert FILE with the CA that signed it)"
+    } else {
+        ""
+    }
+}
+
+/// A client connection: TLS or plain over a counted TCP stream (TLS records are what is counted).
+pub type ClientStream = chat_server::tls::MaybeTls<CountingStream<TcpStream>>;
+
+/// Opens a connection to `target` counted in `wire`: TCP with `TCP_NODELAY` (as the server sets
+/// on its side), then the TLS handshake for an https target (its bytes counted, inside the
+/// connect timeout: it is setup cost).
 pub async fn connect_tcp(
+    target: &TargetAddr,
+    wire: &Arc<WireCounters>,
+) -> Result<ClientStream, HttpError> {
+    let tcp = connect_counted(target, wire).await?;
+    let Some(tls) = &target.access.tls else {
+        return Ok(ClientStream::Plain(tcp));
+    };
+    let host = || {
+        target
+            .host
+            .to_str()
+            .map_or_else(|_| target.addr.to_string(), str::to_string)
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(tcp))
+        .await
+        .map_err(|_| HttpError::Timeout(CONNECT_TIMEOUT))?
+        .map_err(|source| HttpError::Tls {
+            host: host(),
+            source,
+        })?;
+    Ok(ClientStream::Tls(Box::new(
+        tokio_rustls::TlsStream::Client(stream),
+    )))
+}
+
+async fn connect_counted(
     target: &TargetAddr,
     wire: &Arc<WireCounters>,
 ) -> Result<CountingStream<TcpStream>, HttpError> {
@@ -218,8 +279,9 @@ impl HttpConn {
     ) -> Result<Response<Incoming>, HttpError> {
         let sender = self.ready().await?;
         let result = sender.send_request(req).await;
-        if result.is_err() {
-            self.sender = None;
+        match &result {
+            Ok(resp) => self.target.access.guard.observe(resp.status()),
+            Err(_) => self.sender = None,
         }
         Ok(result?)
     }

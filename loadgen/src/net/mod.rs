@@ -3,8 +3,10 @@
 
 mod counting;
 mod http;
+pub mod tls;
 
 pub use counting::CountingStream;
 pub use http::{
-    HttpConn, HttpError, ListAnswer, TargetAddr, collect_body, connect_tcp, latest_id_header,
+    ClientStream, HttpConn, HttpError, ListAnswer, TargetAddr, collect_body, connect_tcp,
+    latest_id_header,
 };

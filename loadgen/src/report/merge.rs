@@ -10,7 +10,8 @@ use super::view::{ReportView, RunView};
 use crate::results::Results;
 
 /// Merges results measured under the same load into one, each run's label prefixed with its
-/// source name (`A:poll@1s`). The scenario may differ only in `target` and `seed`.
+/// source name (`A:poll@1s`). The scenario may differ only in `target` and `seed`, and in how
+/// the target was reached (`access`: TLS or not, credentials) and guarded (`safety`).
 pub fn merge(inputs: Vec<(String, Results)>) -> Result<Results, ReportError> {
     let mut iter = inputs.into_iter();
     let Some((first_name, first)) = iter.next() else {
@@ -47,7 +48,7 @@ fn scenario_differences(a: &Results, b: &Results) -> Vec<String> {
     let (a, b) = (as_map(a), as_map(b));
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     keys.into_iter()
-        .filter(|k| !matches!(k.as_str(), "target" | "seed"))
+        .filter(|k| !matches!(k.as_str(), "target" | "seed" | "access" | "safety"))
         .filter(|k| a.get(*k) != b.get(*k))
         .map(|k| {
             let show = |v: Option<&serde_json::Value>| v.map_or("none".into(), |v| v.to_string());

@@ -36,6 +36,10 @@ pub fn on_packet(packet: EioPacket<'_>, rx: &mut Receiver, now: Instant) -> Step
         EioPacket::Open(_) => {
             let mut out = String::with_capacity(2);
             encode_sio_connect("/", &mut out);
+            // The `auth` payload (`--socketio-auth`) follows the namespace: `40{"token":…}`.
+            if let Some(auth) = &rx.ctx.target.access.socketio_auth {
+                out.push_str(auth);
+            }
             Step::Reply(out)
         }
         EioPacket::Ping(data) => Step::Reply(format!("3{data}")),

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::REQUEST_TIMEOUT;
@@ -15,9 +15,9 @@ use super::sio::{End, Step, after_session, catch_up_if_needed, on_packet};
 use crate::codec::engineio::{EioPacket, decode_packet, parse_open};
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
-use crate::net::{CountingStream, connect_tcp};
+use crate::net::{ClientStream, connect_tcp};
 
-type Ws = WebSocketStream<CountingStream<TcpStream>>;
+type Ws = WebSocketStream<ClientStream>;
 
 /// Chat frames are small; a 4 KiB read buffer keeps each idle client cheap, and an eager write
 /// (no write buffering) sends pongs at once.
@@ -106,11 +106,18 @@ async fn open(rx: &mut Receiver) -> Result<Ws, ErrorKind> {
         .await
         .map_err(|e| e.kind())?;
     let host = target.host.to_str().map_err(|_| ErrorKind::Protocol)?;
+    // The scheme only shapes the request: the stream is already TLS for a wss:// target.
     let url = format!("ws://{host}/socket.io/?EIO=4&transport=websocket");
+    let mut request = url.into_client_request().map_err(|_| ErrorKind::Protocol)?;
+    target.access.add_headers(request.headers_mut());
     rx.request();
-    let handshake = tokio_tungstenite::client_async_with_config(url, tcp, Some(ws_config()));
+    let handshake = tokio_tungstenite::client_async_with_config(request, tcp, Some(ws_config()));
     match tokio::time::timeout(REQUEST_TIMEOUT, handshake).await {
         Err(_) => Err(ErrorKind::Timeout),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(resp))) => {
+            target.access.guard.observe(resp.status());
+            Err(ErrorKind::Connect)
+        }
         Ok(Err(_)) => Err(ErrorKind::Connect),
         Ok(Ok((ws, _response))) => Ok(ws),
     }

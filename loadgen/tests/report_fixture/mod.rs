@@ -141,6 +141,7 @@ pub fn run(spec: StrategySpec, seed: u64) -> RunResult {
                 receiver_bytes_down: bytes_down,
                 deliveries,
             },
+            wire: Default::default(),
         },
         schedule: ScheduleStats::default(),
         resources: Resources {

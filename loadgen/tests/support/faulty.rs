@@ -30,7 +30,7 @@ use axum::serve::ListenerExt;
 use loadgen::codec::probe::Probe;
 use serde::Deserialize;
 use socketioxide::SocketIo;
-use socketioxide::extract::SocketRef;
+use socketioxide::extract::{SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::socket::Sid;
 use tokio::net::{TcpListener, TcpStream};
@@ -81,6 +81,8 @@ pub struct Faults {
     /// Every Socket.IO message is sent after waiting this long per connected socket: a server
     /// whose latency grows with its sockets, so its capacity at a p99 target is known.
     pub delay_per_socket: Option<Duration>,
+    /// Credentials every client must show, and a 429 after n requests ([`super::gate`]).
+    pub gate: super::gate::Gate,
 }
 
 /// What the server injected and served, counted as it happened.
@@ -177,6 +179,7 @@ impl FaultyServer {
     pub async fn start(faults: Faults) -> FaultyServer {
         let log = Arc::new(FaultLog::default());
         let stop = CancellationToken::new();
+        let gate = faults.gate.clone();
         let app = App(Arc::new(Inner {
             faults,
             log: log.clone(),
@@ -194,11 +197,14 @@ impl FaultyServer {
         let (layer, io) = SocketIo::builder().build_layer();
         let on_join = {
             let app = app.clone();
-            move |socket: SocketRef| {
+            let gate = gate.clone();
+            move |socket: SocketRef, TryData(auth): TryData<serde_json::Value>| {
                 let app = app.clone();
+                let gate = gate.clone();
                 async move {
+                    gate.admit_socket(auth.ok().as_ref())?;
                     app.socket_joining(socket.id);
-                    Ok::<(), Infallible>(())
+                    Ok::<(), super::gate::Refused>(())
                 }
             }
         };
@@ -216,6 +222,7 @@ impl FaultyServer {
             .route("/healthz", get(healthz))
             .with_state(app)
             .layer(layer);
+        let router = gate.wrap(router);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");

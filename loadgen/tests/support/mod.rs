@@ -4,7 +4,9 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod faulty;
+pub mod gate;
 pub mod proxy;
+pub mod tls;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -32,6 +34,8 @@ pub fn small_scenario(target: Option<String>) -> Scenario {
         target,
         allow_remote: false,
         seed: 7,
+        access: Default::default(),
+        safety: Default::default(),
     }
 }
 

@@ -1,0 +1,267 @@
+//! Safe against real servers (issue 15): a ceiling on the requests per second a run against a
+//! `--target` may plan (raised only by name, `--max-request-rate`), and a guard that stops the
+//! run at once when the target refuses (`429`) or fails (`5xx`) more than `--abort-on-errors`
+//! percent of the requests it answered, with the reason in the results.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use clap::Args;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::scenario::{DEFAULT_POLL_INTERVAL, Scenario, StrategyKind, StrategySpec};
+
+/// Default `--max-request-rate`: requests per second a `--target` run may plan.
+pub const DEFAULT_MAX_REQUEST_RATE: f64 = 2000.0;
+/// Default `--abort-on-errors`: percent of answers that may be 429 or 5xx.
+pub const DEFAULT_ABORT_ON_ERRORS: f64 = 5.0;
+/// Refusals needed before the guard may trip (one refused request of the first few is not a
+/// trend).
+pub const MIN_REFUSALS: u64 = 10;
+
+#[derive(Debug, Clone, Args)]
+pub struct SafetyArgs {
+    /// Ceiling on the requests per second a run against --target may plan (posts plus the
+    /// strategy's own requests: polls, long polls re-armed by every message). Raise it by name.
+    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_RATE, value_name = "PER_SECOND")]
+    pub max_request_rate: f64,
+    /// Stop the run at once when more than this percent of the target's answers are 429 or 5xx
+    /// (after at least 10 of them).
+    #[arg(long, default_value_t = DEFAULT_ABORT_ON_ERRORS, value_name = "PCT")]
+    pub abort_on_errors: f64,
+}
+
+impl Default for SafetyArgs {
+    fn default() -> Self {
+        SafetySpec::default().into()
+    }
+}
+
+/// The same, in the scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SafetySpec {
+    pub max_request_rate: f64,
+    pub abort_on_errors_pct: f64,
+}
+
+impl Default for SafetySpec {
+    fn default() -> Self {
+        SafetySpec {
+            max_request_rate: DEFAULT_MAX_REQUEST_RATE,
+            abort_on_errors_pct: DEFAULT_ABORT_ON_ERRORS,
+        }
+    }
+}
+
+impl From<SafetySpec> for SafetyArgs {
+    fn from(s: SafetySpec) -> Self {
+        SafetyArgs {
+            max_request_rate: s.max_request_rate,
+            abort_on_errors: s.abort_on_errors_pct,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SafetyError {
+    #[error("--{flag} must be a positive number, got {value}")]
+    NotPositive { flag: &'static str, value: f64 },
+    #[error("--abort-on-errors is a percentage between 0 and 100, got {0}")]
+    BadPercent(f64),
+    #[error(
+        "this run would send about {planned:.0} requests/s to --target ({why}), above the \
+         ceiling of {ceiling:.0}/s; if the target can take it, raise --max-request-rate by name"
+    )]
+    TooManyRequests {
+        planned: f64,
+        ceiling: f64,
+        why: String,
+    },
+}
+
+impl SafetyArgs {
+    pub fn to_spec(&self) -> Result<SafetySpec, SafetyError> {
+        let rate = self.max_request_rate;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(SafetyError::NotPositive {
+                flag: "max-request-rate",
+                value: rate,
+            });
+        }
+        let pct = self.abort_on_errors;
+        if !(0.0..=100.0).contains(&pct) {
+            return Err(SafetyError::BadPercent(pct));
+        }
+        Ok(SafetySpec {
+            max_request_rate: rate,
+            abort_on_errors_pct: pct,
+        })
+    }
+}
+
+/// Requests per second `spec` plans under `scenario`, and how that figure is made.
+pub fn planned_request_rate(scenario: &Scenario, spec: &StrategySpec) -> (f64, String) {
+    let clients = scenario.clients.get() as f64;
+    let posts = scenario.rate;
+    let (receivers, how) = match spec.kind {
+        StrategyKind::Poll => {
+            let t = spec.interval.unwrap_or(DEFAULT_POLL_INTERVAL).as_secs_f64();
+            (clients / t.max(1e-3), format!("{clients} clients / {t} s"))
+        }
+        // Every message ends every waiting request, which is asked again at once.
+        StrategyKind::Longpoll | StrategyKind::SocketioPolling => (
+            clients * posts,
+            format!("{clients} clients x {posts} messages/s, each ends a waiting request"),
+        ),
+        StrategyKind::Sse | StrategyKind::Socketio => (0.0, "push: connects only".to_string()),
+    };
+    (receivers + posts, format!("{how}, plus {posts} posts/s"))
+}
+
+/// Refuses a `--target` run planning more requests per second than its ceiling.
+pub fn check_request_rate(scenario: &Scenario, spec: &StrategySpec) -> Result<(), SafetyError> {
+    if scenario.target.is_none() {
+        // The chat server this tool starts for itself is ours to load.
+        return Ok(());
+    }
+    let (planned, why) = planned_request_rate(scenario, spec);
+    let ceiling = scenario.safety.max_request_rate;
+    if planned > ceiling {
+        return Err(SafetyError::TooManyRequests {
+            planned,
+            ceiling,
+            why,
+        });
+    }
+    Ok(())
+}
+
+/// Counts the target's answers and trips when too many are `429` or `5xx`.
+#[derive(Debug)]
+pub struct RefusalGuard {
+    pct: f64,
+    answers: AtomicU64,
+    too_many: AtomicU64,
+    server_errors: AtomicU64,
+    tripped: CancellationToken,
+    reason: OnceLock<String>,
+}
+
+impl Default for RefusalGuard {
+    fn default() -> Self {
+        RefusalGuard::new(DEFAULT_ABORT_ON_ERRORS)
+    }
+}
+
+impl RefusalGuard {
+    pub fn new(pct: f64) -> Self {
+        RefusalGuard {
+            pct,
+            answers: AtomicU64::new(0),
+            too_many: AtomicU64::new(0),
+            server_errors: AtomicU64::new(0),
+            tripped: CancellationToken::new(),
+            reason: OnceLock::new(),
+        }
+    }
+
+    /// One answer from the target.
+    pub fn observe(&self, status: StatusCode) {
+        let answers = self.answers.fetch_add(1, Relaxed) + 1;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.too_many.fetch_add(1, Relaxed);
+        } else if status.is_server_error() {
+            self.server_errors.fetch_add(1, Relaxed);
+        } else {
+            return;
+        }
+        let (too_many, server_errors) = (
+            self.too_many.load(Relaxed),
+            self.server_errors.load(Relaxed),
+        );
+        let refused = too_many + server_errors;
+        let share = refused as f64 * 100.0 / answers as f64;
+        if refused >= MIN_REFUSALS && share > self.pct {
+            let reason = format!(
+                "stopped at once: the target answered {refused} of {answers} requests with 429 \
+                 ({too_many}) or 5xx ({server_errors}), {share:.1} %, above --abort-on-errors {} %",
+                self.pct
+            );
+            if self.reason.set(reason).is_ok() {
+                tracing::error!("{}", self.reason.get().map_or("", String::as_str));
+            }
+            self.tripped.cancel();
+        }
+    }
+
+    /// Cancelled when the guard trips.
+    pub fn tripped(&self) -> &CancellationToken {
+        &self.tripped
+    }
+
+    /// Why the run was stopped, if it was.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trips_above_the_share_after_enough_refusals() {
+        let guard = RefusalGuard::new(10.0);
+        for _ in 0..9 {
+            guard.observe(StatusCode::TOO_MANY_REQUESTS);
+        }
+        assert!(guard.reason().is_none(), "fewer than {MIN_REFUSALS}");
+        for _ in 0..200 {
+            guard.observe(StatusCode::OK);
+        }
+        guard.observe(StatusCode::SERVICE_UNAVAILABLE);
+        assert!(guard.reason().is_none(), "10 of 210 is under 10 %");
+        // It trips at the first refusal past 10 %: 23 of 223 (9 × 429, 14 × 5xx); the reason
+        // stays that of the moment it tripped.
+        for _ in 0..20 {
+            guard.observe(StatusCode::BAD_GATEWAY);
+        }
+        let reason = guard.reason().expect("tripped");
+        assert!(
+            reason.contains("429 (9)") && reason.contains("5xx (14)"),
+            "{reason}"
+        );
+        assert!(reason.contains("--abort-on-errors 10 %"), "{reason}");
+        assert!(guard.tripped().is_cancelled());
+    }
+
+    #[test]
+    fn the_ceiling_applies_to_targets_only_and_names_the_flag() {
+        let mut scenario = Scenario::default();
+        let spec: StrategySpec = "poll@100ms".parse().expect("spec");
+        assert_eq!(check_request_rate(&scenario, &spec), Ok(()));
+        scenario.target = Some("http://127.0.0.1:1".into());
+        let err = check_request_rate(&scenario, &spec).expect_err("10,010 /s");
+        assert!(err.to_string().contains("--max-request-rate"), "{err}");
+        scenario.safety.max_request_rate = 20_000.0;
+        assert_eq!(check_request_rate(&scenario, &spec), Ok(()));
+        let push: StrategySpec = "socketio".parse().expect("spec");
+        assert_eq!(planned_request_rate(&scenario, &push).0, scenario.rate);
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        let args = |rate, pct| SafetyArgs {
+            max_request_rate: rate,
+            abort_on_errors: pct,
+        };
+        assert!(args(0.0, 5.0).to_spec().is_err());
+        assert_eq!(
+            args(10.0, 101.0).to_spec(),
+            Err(SafetyError::BadPercent(101.0))
+        );
+        assert!(args(10.0, 0.0).to_spec().is_ok());
+    }
+}
