@@ -92,6 +92,32 @@ pub fn run_flags(spec: &StrategySpec, s: &Scenario) -> Vec<String> {
     if s.allow_remote {
         f.push("--allow-remote".into());
     }
+    // How the shards get in (TLS trust, headers, auth, login) and the safety limits: each shard
+    // is its own client of the target, with the same credentials and ceilings as one run.
+    let a = &s.access;
+    if let Some(ca) = &a.tls.ca_cert {
+        f.push("--ca-cert".into());
+        f.push(ca.display().to_string());
+    }
+    if a.tls.insecure {
+        f.push("--insecure".into());
+    }
+    for h in &a.headers {
+        f.push("--header".into());
+        f.push(format!("{}: {}", h.name, h.value));
+    }
+    if let Some(auth) = &a.socketio_auth {
+        f.push("--socketio-auth".into());
+        f.push(auth.clone());
+    }
+    if let Some(login) = &a.login {
+        f.push("--login".into());
+        f.extend([login.method.clone(), login.url.clone(), login.body.clone()]);
+    }
+    f.push("--max-request-rate".into());
+    f.push(s.safety.max_request_rate.to_string());
+    f.push("--abort-on-errors".into());
+    f.push(s.safety.abort_on_errors_pct.to_string());
     f
 }
 
@@ -271,6 +297,21 @@ mod tests {
             "--arrivals",
             "poisson",
             "--allow-remote",
+            "--insecure",
+            "--header",
+            "Authorization: Bearer abc",
+            "--header",
+            "X-Team: a b",
+            "--socketio-auth",
+            r#"{"token":"abc"}"#,
+            "--login",
+            "post",
+            "/login",
+            r#"{"user":"a"}"#,
+            "--max-request-rate",
+            "1234.5",
+            "--abort-on-errors",
+            "7.5",
         ];
         let scenario = parse(given.map(String::from).to_vec())
             .scenario
