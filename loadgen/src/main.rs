@@ -6,9 +6,11 @@ use anyhow::Context;
 use clap::Parser;
 use loadgen::cli::{self, Cli, Command};
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(&cli.command);
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -16,6 +18,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG`. By default `serve-chat` logs as `chat-server` does
+/// (info), so a child server's stderr tail in a report holds its log; the generator's own
+/// commands say only what went wrong (warn), beside their progress bar.
+fn init_logging(command: &Command) {
+    let default = match command {
+        Command::ServeChat(_) => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {

@@ -232,3 +232,41 @@ async fn an_absurd_rate_is_refused() {
     assert!(matches!(err, RunError::BadRate(_)), "{err:?}");
     assert!(err.to_string().contains("--rate"), "{err}");
 }
+
+/// `serve-chat` (the child server `run` starts) logs as `chat-server` does, to stderr, so the
+/// stderr tail a report keeps of a dead child holds the server's own lines.
+#[test]
+fn serve_chat_logs_like_the_server() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command as Process, Stdio};
+    let mut child = Process::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["serve-chat", "--addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn loadgen serve-chat");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut announced = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut announced)
+        .expect("reads the announce line");
+    assert!(
+        announced.contains("listening on http://127.0.0.1:"),
+        "{announced}"
+    );
+    // Closing its stdin stops it, gracefully.
+    drop(child.stdin.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("reads stderr");
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status:?}: {stderr}");
+    assert!(stderr.contains("serving the chat"), "{stderr}");
+    assert!(stderr.contains("shutting down"), "{stderr}");
+}
