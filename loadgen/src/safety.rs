@@ -1,5 +1,6 @@
 //! Safe against real servers (issue 15): a ceiling on the requests per second a run against a
-//! `--target` may plan (raised only by name, `--max-request-rate`), and a guard that stops the
+//! `--target` may plan (raised only by name, `--max-request-rate`; by default on every target
+//! allowed off loopback, and on any target once the flag is given), and a guard that stops the
 //! run at once when the target refuses (`429`) or fails (`5xx`) more than `--abort-on-errors`
 //! percent of the requests it answered, with the reason in the results.
 
@@ -13,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::scenario::{DEFAULT_POLL_INTERVAL, Scenario, StrategyKind, StrategySpec};
 
-/// Default `--max-request-rate`: requests per second a `--target` run may plan.
+/// Default `--max-request-rate` of a run with `--allow-remote`: requests per second it may plan.
+/// (A loopback target is this machine's own server: no ceiling unless one is given.)
 pub const DEFAULT_MAX_REQUEST_RATE: f64 = 2000.0;
 /// Default `--abort-on-errors`: percent of answers that may be 429 or 5xx.
 pub const DEFAULT_ABORT_ON_ERRORS: f64 = 5.0;
@@ -25,8 +27,9 @@ pub const MIN_REFUSALS: u64 = 10;
 pub struct SafetyArgs {
     /// Ceiling on the requests per second a run against --target may plan (posts plus the
     /// strategy's own requests: polls, long polls re-armed by every message). Raise it by name.
-    #[arg(long, default_value_t = DEFAULT_MAX_REQUEST_RATE, value_name = "PER_SECOND")]
-    pub max_request_rate: f64,
+    /// [default: 2000 with --allow-remote; none for a loopback target]
+    #[arg(long, value_name = "PER_SECOND")]
+    pub max_request_rate: Option<f64>,
     /// Stop the run at once when more than this percent of the target's answers are 429 or 5xx
     /// (after at least 10 of them).
     #[arg(long, default_value_t = DEFAULT_ABORT_ON_ERRORS, value_name = "PCT")]
@@ -42,14 +45,16 @@ impl Default for SafetyArgs {
 /// The same, in the scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SafetySpec {
-    pub max_request_rate: f64,
+    /// `None`: the default, [`DEFAULT_MAX_REQUEST_RATE`] when the target may be remote.
+    #[serde(default)]
+    pub max_request_rate: Option<f64>,
     pub abort_on_errors_pct: f64,
 }
 
 impl Default for SafetySpec {
     fn default() -> Self {
         SafetySpec {
-            max_request_rate: DEFAULT_MAX_REQUEST_RATE,
+            max_request_rate: None,
             abort_on_errors_pct: DEFAULT_ABORT_ON_ERRORS,
         }
     }
@@ -84,7 +89,7 @@ pub enum SafetyError {
 impl SafetyArgs {
     pub fn to_spec(&self) -> Result<SafetySpec, SafetyError> {
         let rate = self.max_request_rate;
-        if !(rate.is_finite() && rate > 0.0) {
+        if let Some(rate) = rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
             return Err(SafetyError::NotPositive {
                 flag: "max-request-rate",
                 value: rate,
@@ -126,8 +131,14 @@ pub fn check_request_rate(scenario: &Scenario, spec: &StrategySpec) -> Result<()
         // The chat server this tool starts for itself is ours to load.
         return Ok(());
     }
+    // The default protects servers off this machine: it applies once `--allow-remote` lets the
+    // target be one. A ceiling given by name applies to any target.
+    let ceiling = match scenario.safety.max_request_rate {
+        Some(ceiling) => ceiling,
+        None if scenario.allow_remote => DEFAULT_MAX_REQUEST_RATE,
+        None => return Ok(()),
+    };
     let (planned, why) = planned_request_rate(scenario, spec);
-    let ceiling = scenario.safety.max_request_rate;
     if planned > ceiling {
         return Err(SafetyError::TooManyRequests {
             planned,
@@ -243,10 +254,17 @@ mod tests {
         let spec: StrategySpec = "poll@100ms".parse().expect("spec");
         assert_eq!(check_request_rate(&scenario, &spec), Ok(()));
         scenario.target = Some("http://127.0.0.1:1".into());
+        // A loopback target (no --allow-remote) has no default ceiling.
+        assert_eq!(check_request_rate(&scenario, &spec), Ok(()));
+        scenario.allow_remote = true;
         let err = check_request_rate(&scenario, &spec).expect_err("10,010 /s");
         assert!(err.to_string().contains("--max-request-rate"), "{err}");
-        scenario.safety.max_request_rate = 20_000.0;
+        scenario.safety.max_request_rate = Some(20_000.0);
         assert_eq!(check_request_rate(&scenario, &spec), Ok(()));
+        // A ceiling given by name holds for a loopback target too.
+        scenario.allow_remote = false;
+        scenario.safety.max_request_rate = Some(5_000.0);
+        assert!(check_request_rate(&scenario, &spec).is_err());
         let push: StrategySpec = "socketio".parse().expect("spec");
         assert_eq!(planned_request_rate(&scenario, &push).0, scenario.rate);
     }
@@ -257,11 +275,13 @@ mod tests {
             max_request_rate: rate,
             abort_on_errors: pct,
         };
-        assert!(args(0.0, 5.0).to_spec().is_err());
+        assert!(args(Some(0.0), 5.0).to_spec().is_err());
+        assert!(args(Some(f64::NAN), 5.0).to_spec().is_err());
         assert_eq!(
-            args(10.0, 101.0).to_spec(),
+            args(Some(10.0), 101.0).to_spec(),
             Err(SafetyError::BadPercent(101.0))
         );
-        assert!(args(10.0, 0.0).to_spec().is_ok());
+        assert!(args(Some(10.0), 0.0).to_spec().is_ok());
+        assert!(args(None, 5.0).to_spec().is_ok());
     }
 }

@@ -114,8 +114,10 @@ pub fn run_flags(spec: &StrategySpec, s: &Scenario) -> Vec<String> {
         f.push("--login".into());
         f.extend([login.method.clone(), login.url.clone(), login.body.clone()]);
     }
-    f.push("--max-request-rate".into());
-    f.push(s.safety.max_request_rate.to_string());
+    if let Some(ceiling) = s.safety.max_request_rate {
+        f.push("--max-request-rate".into());
+        f.push(ceiling.to_string());
+    }
     f.push("--abort-on-errors".into());
     f.push(s.safety.abort_on_errors_pct.to_string());
     f
