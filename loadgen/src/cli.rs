@@ -344,6 +344,12 @@ pub fn render_summary(r: &RunResult, saved: &std::path::Path) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = writeln!(out, "{}: {}", r.label, r.outcome);
+    if r.traffic.wire == crate::results::Wire::Tls {
+        let _ = writeln!(
+            out,
+            "  over TLS: bytes below are TLS records, handshakes included"
+        );
+    }
     let _ = writeln!(
         out,
         "  clients {}/{} connected, {} probes measured",

@@ -2,6 +2,7 @@
 //! serving a certificate from a CA made here; bytes counted are TLS records; a certificate the
 //! generator does not trust is a clear error.
 
+mod report_fixture;
 mod support;
 
 use loadgen::driver;
@@ -29,6 +30,8 @@ async fn every_strategy_is_lossless_over_tls_and_counts_more_bytes_than_plain_ht
         let tls = run(spec, &scenario).await;
         assert_lossless(&tls);
         assert_eq!(tls.traffic.wire, Wire::Tls, "{spec}");
+        let printed = loadgen::cli::render_summary(&tls, std::path::Path::new("out"));
+        assert!(printed.contains("TLS records"), "{printed}");
 
         let plain = run(
             spec,
@@ -81,4 +84,16 @@ async fn plain_http_to_a_tls_server_fails_and_insecure_skips_verification() {
     let r = run("socketio", &insecure).await;
     assert_lossless(&r);
     assert_eq!(r.traffic.wire, Wire::Tls);
+}
+
+#[test]
+fn reports_say_when_the_bytes_are_tls_records() {
+    let mut results = report_fixture::results();
+    let summary = |r: &loadgen::results::Results| {
+        let view = loadgen::report::ReportView::new(r).expect("view");
+        loadgen::report::markdown::summary(&view)
+    };
+    assert!(!summary(&results).contains("TLS records"));
+    results.runs[0].traffic.wire = Wire::Tls;
+    assert!(summary(&results).contains("**wire**: TLS"));
 }

@@ -88,11 +88,9 @@ pub enum HttpError {
     BadHost(String),
     #[error("unexpected HTTP status {0}")]
     Status(http::StatusCode),
-    #[error("TLS handshake with {host} failed: {source}{}", tls_hint(source))]
-    Tls {
-        host: String,
-        source: std::io::Error,
-    },
+    /// `error` is not a `source`: the message already says it (a chain would repeat it).
+    #[error("TLS handshake with {host} failed: {error}{}", tls_hint(error))]
+    Tls { host: String, error: std::io::Error },
     #[error("an answer larger than {} MiB (the most one answer may hold)", MAX_BODY_BYTES >> 20)]
     TooLarge,
 }
@@ -150,9 +148,9 @@ pub async fn connect_tcp(
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(tcp))
         .await
         .map_err(|_| HttpError::Timeout(CONNECT_TIMEOUT))?
-        .map_err(|source| HttpError::Tls {
+        .map_err(|error| HttpError::Tls {
             host: host(),
-            source,
+            error,
         })?;
     Ok(ClientStream::Tls(Box::new(
         tokio_rustls::TlsStream::Client(stream),

@@ -32,7 +32,7 @@ pub fn describe(results: &Results) -> Vec<(&'static str, String)> {
             .map(|c| format!(" (commit {c})"))
             .unwrap_or_default()
     );
-    vec![
+    let mut lines = vec![
         (
             "load",
             format!(
@@ -69,5 +69,18 @@ pub fn describe(results: &Results) -> Vec<(&'static str, String)> {
             "started",
             humantime::format_rfc3339_seconds(started).to_string(),
         ),
-    ]
+    ];
+    if results
+        .runs
+        .iter()
+        .any(|r| r.traffic.wire == crate::results::Wire::Tls)
+    {
+        lines.push((
+            "wire",
+            "TLS: every byte figure is TLS records (handshakes, record headers, AEAD tags), \
+             counted below the encryption"
+                .into(),
+        ));
+    }
+    lines
 }
