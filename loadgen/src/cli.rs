@@ -77,7 +77,8 @@ pub struct ScenarioArgs {
     /// Receivers connected per second during the connect phase.
     #[arg(long, default_value_t = 2000.0)]
     pub connect_rate: f64,
-    /// Measure this server (http://HOST:PORT) instead of starting the project's chat server.
+    /// Measure this server (http://HOST:PORT) instead of starting the project's chat server;
+    /// several nodes of one chat as URL1,URL2,… (clients spread over them round-robin).
     #[arg(long)]
     pub target: Option<String>,
     /// Allow a --target that is not a loopback address.

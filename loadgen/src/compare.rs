@@ -359,6 +359,7 @@ fn failed_run(spec: &StrategySpec, scenario: &Scenario, detail: String) -> RunRe
         generator_error: Default::default(),
         polls: None,
         outages: Default::default(),
+        nodes: None,
         saturated: false,
         warnings: Vec::new(),
     }

@@ -28,13 +28,18 @@ pub struct RunContext {
     pub connect_failed: AtomicU64,
     /// Woken whenever a receiver finishes connecting (or fails to).
     pub connect_progress: Notify,
+    /// The chat's nodes (`--target URL1,URL2,…`); one for a single target.
+    pub nodes: crate::nodes::Nodes,
 }
 
 impl RunContext {
     pub fn new(target: Arc<TargetAddr>, recorder: Recorder, abort: CancellationToken) -> Self {
+        let counters = Counters::default();
+        let nodes = crate::nodes::Nodes::single(target.clone(), &counters);
         RunContext {
             target,
-            counters: Counters::default(),
+            counters,
+            nodes,
             recorder,
             stop_receivers: abort.child_token(),
             stop_sends: abort.child_token(),
@@ -62,6 +67,7 @@ pub struct Receiver {
 impl Receiver {
     pub fn new(id: usize, ctx: Arc<RunContext>) -> Self {
         let log = ctx.recorder.new_receiver_log(id);
+        ctx.nodes.for_index(id).placed();
         Receiver {
             id,
             ctx,
@@ -80,6 +86,7 @@ impl Receiver {
         }
         if std::mem::take(&mut self.connecting) {
             self.ctx.recorder.join(&mut self.log);
+            self.ctx.nodes.for_index(self.id).joined(self.log.span());
             self.ctx.counters.connected.fetch_add(1, Relaxed);
             self.ctx.connect_progress.notify_one();
         }
@@ -117,6 +124,7 @@ impl Receiver {
     }
 
     pub fn request(&self) {
+        self.ctx.nodes.for_index(self.id).request();
         self.ctx.counters.receiver_requests.fetch_add(1, Relaxed);
     }
 
@@ -136,8 +144,22 @@ impl Receiver {
 
     pub fn deliver_text_via(&mut self, text: &str, now: Instant, via: Via) {
         let ctx = &self.ctx;
-        ctx.recorder
+        let owed = ctx
+            .recorder
             .deliver_text(&mut self.log, text, now, &ctx.counters, via);
+        if let Some(latency_us) = owed.filter(|_| ctx.nodes.is_several()) {
+            ctx.nodes.for_index(self.id).delivered(latency_us);
+        }
+    }
+
+    /// The node this receiver talks to (its own index mod the number of `--target` nodes).
+    pub fn target(&self) -> Arc<TargetAddr> {
+        self.ctx.nodes.for_index(self.id).target.clone()
+    }
+
+    /// Where its connections' bytes are counted (its node's, which adds to the run's total).
+    pub fn wire(&self) -> Arc<crate::counters::WireCounters> {
+        self.ctx.nodes.for_index(self.id).receiver_wire.clone()
     }
 
     /// After a poll answer (or a 304) to a request sent at `requested` was applied: counts it

@@ -18,6 +18,9 @@ pub struct WireCounters {
     pub down: AtomicU64,
     /// TCP connections opened (reconnects included).
     pub connections: AtomicU64,
+    /// Counters every byte and connection is also added to (one node's of several, see
+    /// [`crate::nodes`], adds to the run's total).
+    pub parent: Option<Arc<WireCounters>>,
 }
 
 impl WireCounters {

@@ -94,13 +94,18 @@ pub enum Server {
         url: String,
         pid: Option<u32>,
     },
+    /// `--target URL1,URL2,…`: several nodes of one chat (see [`crate::nodes`]).
+    Nodes {
+        url: String,
+        nodes: Vec<crate::nodes::NodeTarget>,
+    },
 }
 
 impl Server {
     fn child(&self) -> Option<&ChildServer> {
         match self {
             Server::Child(c) => Some(c),
-            Server::Remote { .. } => None,
+            Server::Remote { .. } | Server::Nodes { .. } => None,
         }
     }
 
@@ -109,13 +114,14 @@ impl Server {
         match self {
             Server::Child(c) => c.pid,
             Server::Remote { pid, .. } => *pid,
+            Server::Nodes { .. } => None,
         }
     }
 
     fn label(&self) -> String {
         match self {
             Server::Child(_) => "spawned".to_string(),
-            Server::Remote { url, .. } => url.clone(),
+            Server::Remote { url, .. } | Server::Nodes { url, .. } => url.clone(),
         }
     }
 }
@@ -149,6 +155,12 @@ async fn start_server(
     hooks: &RunHooks,
 ) -> Result<(Server, Arc<TargetAddr>), RunError> {
     match &scenario.target {
+        Some(list) if list.contains(',') => {
+            let nodes = crate::nodes::reach_all(list, scenario).await?;
+            let first = Arc::new(nodes[0].target.clone());
+            let url = list.clone();
+            Ok((Server::Nodes { url, nodes }, first))
+        }
         Some(url) => {
             let parsed = TargetUrl::parse(url)?;
             let addr = parsed.resolve(scenario.allow_remote).await?;
@@ -207,11 +219,11 @@ async fn run_on(
     if shard.is_some() {
         recorder = recorder.into_sharded(&offsets, 0);
     }
-    let ctx = Arc::new(RunContext::new(
-        target,
-        recorder,
-        hooks.cancel.child_token(),
-    ));
+    let mut ctx = RunContext::new(target, recorder, hooks.cancel.child_token());
+    if let Server::Nodes { nodes, .. } = server {
+        ctx.nodes = crate::nodes::Nodes::several(nodes, hooks.source_ip, &ctx.counters);
+    }
+    let ctx = Arc::new(ctx);
     // Too many 429/5xx answers stop the run at once (the reason becomes its outcome below).
     let guard = ctx.target.access.guard.clone();
     let abort = ctx.abort.clone();
@@ -343,6 +355,8 @@ async fn run_phases(
     if let Some(spec) = spec {
         plan.senders.retain(|p| spec.owns(p.index as usize));
     }
+    ctx.nodes
+        .place_senders(plan.senders.iter().map(|p| p.index));
     let (at_from, at_to) = send_and_measure(ctx, &plan, connected, server, phase, loop_lag).await;
     drain(ctx, Instant::now() + scenario.drain).await;
     let drain_end = Instant::now();
@@ -360,6 +374,7 @@ async fn run_phases(
         peak_rss_bytes: gen_end.peak_rss_bytes,
         ..resources::usage_between(at_from.generator, at_to.generator, window)
     };
+    ctx.nodes.set_window(&at_from.nodes, &at_to.nodes, window);
     let server = ServerSide::from_snapshots(&at_from.server, &at_to.server, server_end, window);
     let other_cpu_percent = other_cpu_percent(&at_from, &at_to, &generator, &server, window);
     RunFacts {
@@ -525,6 +540,8 @@ struct Snapshot {
     threads: Vec<thread_cpu::ThreadCpu>,
     /// Set at the end of the window only.
     loop_lag: Option<crate::loop_lag::LoopLagReport>,
+    /// Each node's counters and CPU (several `--target` nodes only).
+    nodes: Vec<crate::nodes::NodeSample>,
 }
 
 /// The server's CPU at a phase boundary, from wherever it can be read.
@@ -540,7 +557,11 @@ impl Snapshot {
         let counters = ctx.counters.snapshot();
         let generator = resources::sample(None).unwrap_or_default();
         let machine = resources::machine_cpu();
+        let nodes = ctx.nodes.sample();
         let server = match server.pid() {
+            // Several nodes: their processes' sum, when every one could be read.
+            _ if ctx.nodes.is_several() => crate::nodes::Nodes::summed_cpu(&nodes)
+                .map_or(ServerReading::Unavailable, ServerReading::Proc),
             Some(pid) => {
                 resources::sample(Some(pid)).map_or(ServerReading::Unavailable, ServerReading::Proc)
             }
@@ -560,6 +581,7 @@ impl Snapshot {
             machine,
             threads: thread_cpu::sample().unwrap_or_default(),
             loop_lag: None,
+            nodes,
         }
     }
 }

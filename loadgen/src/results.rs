@@ -155,6 +155,9 @@ pub struct RunResult {
     /// receivers saw of it.
     #[serde(default)]
     pub outages: Outages,
+    /// With several `--target` nodes: each node's share (see [`crate::nodes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<Vec<crate::nodes::NodeResult>>,
     /// True when any warning says the generator, not the server, may have limited the numbers.
     pub saturated: bool,
     pub warnings: Vec<Warning>,

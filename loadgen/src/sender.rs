@@ -230,8 +230,11 @@ async fn post_probe(
 ) {
     let state = &states[sender as usize];
     let idle = state.idle.lock().map(|mut v| v.pop()).ok().flatten();
-    let mut conn =
-        idle.unwrap_or_else(|| HttpConn::new(ctx.target.clone(), ctx.counters.sender_wire.clone()));
+    let mut conn = idle.unwrap_or_else(|| {
+        // Sender `j` posts to node `j mod K` (`--target URL1,URL2,…`).
+        let node = ctx.nodes.for_index(sender as usize);
+        HttpConn::new(node.target.clone(), node.sender_wire.clone())
+    });
     let ticket = ctx.recorder.begin_send(sender, seq, due);
     let probe = Probe {
         run_id: ctx.recorder.run_id(),

@@ -181,6 +181,7 @@ pub fn assemble(
         });
     }
     RunResult {
+        nodes: ctx.nodes.results(&ctx.recorder),
         label: spec.label(),
         strategy: spec.clone(),
         target: facts.target.clone(),

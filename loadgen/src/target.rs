@@ -45,6 +45,10 @@ pub enum TargetError {
     Startup { stderr: String },
     #[error(transparent)]
     Http(#[from] crate::net::HttpError),
+    #[error("--target lists the node `{0}` twice: name each node of the chat once (URL1,URL2,…)")]
+    Duplicate(String),
+    #[error("--target `{0}` has an empty entry: name the nodes as URL1,URL2,…")]
+    EmptyEntry(String),
 }
 
 /// A parsed `--target`: host (as written, for the `Host` header), port, and TLS or not.

@@ -15,9 +15,15 @@ pub type CountingStream<S> = chat_server::net::CountingStream<S, Arc<WireCounter
 impl ByteTally for WireCounters {
     fn add_read(&self, n: u64) {
         self.down.fetch_add(n, Relaxed);
+        if let Some(p) = &self.parent {
+            p.add_read(n);
+        }
     }
     fn add_written(&self, n: u64) {
         self.up.fetch_add(n, Relaxed);
+        if let Some(p) = &self.parent {
+            p.add_written(n);
+        }
     }
 }
 

@@ -176,6 +176,9 @@ async fn connect_counted(
             source,
         })?;
     wire.connections.fetch_add(1, Relaxed);
+    if let Some(parent) = &wire.parent {
+        parent.connections.fetch_add(1, Relaxed);
+    }
     Ok(CountingStream::with_tally(stream, wire.clone()))
 }
 

@@ -19,6 +19,7 @@
 //! the tail longer, and percentiles at or above the first censored value are lower bounds.
 
 mod cursor;
+mod nodes;
 mod shard;
 
 use std::sync::Mutex;
@@ -201,6 +202,11 @@ impl ReceiverLog {
     fn owes(&self, sent_ns: u64) -> bool {
         self.joined_ns.is_some_and(|j| j <= sent_ns)
     }
+
+    /// Its entry in the recorder's membership spans, once joined.
+    pub fn span(&self) -> Option<usize> {
+        self.span
+    }
 }
 
 /// What [`Recorder::begin_send`] fixed about one send.
@@ -366,6 +372,7 @@ impl Recorder {
     }
 
     /// A receiver got message text at `now`. Ignores texts that are not probes of this run.
+    /// Returns the corrected latency (µs) of an owed first delivery of a measured probe.
     pub fn deliver_text(
         &self,
         log: &mut ReceiverLog,
@@ -373,19 +380,26 @@ impl Recorder {
         now: Instant,
         c: &Counters,
         via: Via,
-    ) {
-        if let Ok(probe) = Probe::parse(text) {
-            self.deliver(log, &probe, now, c, via);
-        }
+    ) -> Option<u64> {
+        let probe = Probe::parse(text).ok()?;
+        self.deliver(log, &probe, now, c, via)
     }
 
-    pub fn deliver(&self, log: &mut ReceiverLog, p: &Probe, now: Instant, c: &Counters, via: Via) {
+    /// Returns the corrected latency (µs) of an owed first delivery of a measured probe.
+    pub fn deliver(
+        &self,
+        log: &mut ReceiverLog,
+        p: &Probe,
+        now: Instant,
+        c: &Counters,
+        via: Via,
+    ) -> Option<u64> {
         if p.run_id != self.run_id || (self.sharded && self.closed_ns.load(Relaxed) != 0) {
-            return;
+            return None;
         }
         let measured = self.is_measured(p.intended_ns);
         match log.observe(p.sender, p.seq) {
-            None => return,
+            None => return None,
             Some(Seen::Duplicate) => {
                 let key = (p.sender, p.seq);
                 if let Some(pos) = log.caught_up.iter().position(|k| *k == key) {
@@ -398,7 +412,7 @@ impl Recorder {
                 } else if measured && via == Via::Live {
                     c.duplicates.fetch_add(1, Relaxed);
                 }
-                return;
+                return None;
             }
             Some(Seen::NewOutOfOrder) if measured => {
                 c.out_of_order.fetch_add(1, Relaxed);
@@ -407,11 +421,11 @@ impl Recorder {
         }
         c.deliveries.fetch_add(1, Relaxed);
         if !measured {
-            return;
+            return None;
         }
         if !log.owes(p.sent_ns) {
             self.extra_deliveries.fetch_add(1, Relaxed);
-            return;
+            return None;
         }
         if via == Via::Catchup {
             self.catchup_deliveries.fetch_add(1, Relaxed);
@@ -429,6 +443,7 @@ impl Recorder {
                 self.fanout_done.notify_waiters();
             }
         }
+        Some((now_ns.saturating_sub(p.intended_ns) / 1_000).max(1))
     }
 
     /// A probe's index among all of the run's probes (the bootstrap's resampling unit).

@@ -26,6 +26,7 @@ pub fn summary(view: &ReportView<'_>) -> String {
     if let Some(t) = merge::comparison_table(view) {
         md.push_str(&table(&t));
     }
+    md.push_str(&crate::nodes::markdown(&view.results.runs));
     md.push_str(&warnings(view));
     md.push_str("## Findings\n\n");
     for f in findings::findings(view) {

@@ -426,6 +426,8 @@ fn merge(
     let runs: Vec<&RunResult> = inputs.iter().map(|i| &i.results.runs[0]).collect();
     let tallies = || inputs.iter().map(|i| &i.record.tallies);
     let mut r = runs[0].clone();
+    // Per-node figures (`--target URL1,URL2,…`) are one shard's: not merged (yet), so left out.
+    r.nodes = None;
     r.latency = LatencyResult {
         corrected: LatencyStats::with_censored(&a.corrected, a.censored, a.censored_from_us),
         uncorrected: LatencyStats::with_censored(&a.uncorrected, a.censored, None),

@@ -16,8 +16,7 @@ use crate::scenario::format_duration;
 const WAIT_SLACK: Duration = Duration::from_secs(10);
 
 pub async fn run(wait: Duration, start_id: u64, mut rx: Receiver) {
-    let ctx = rx.ctx.clone();
-    let mut conn = HttpConn::new(ctx.target.clone(), ctx.counters.receiver_wire.clone());
+    let mut conn = HttpConn::new(rx.target(), rx.wire());
     if let Err(e) = conn.open().await {
         rx.connect_failed(e.kind());
         return;

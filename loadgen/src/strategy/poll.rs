@@ -79,9 +79,8 @@ fn phase(config: &PollConfig, id: usize) -> Duration {
 impl Poller {
     /// A poller for `config` on its own connection, opened by [`Poller::open`].
     pub(crate) fn new(config: &PollConfig, rx: &Receiver) -> Self {
-        let ctx = &rx.ctx;
         Poller {
-            conn: HttpConn::new(ctx.target.clone(), ctx.counters.receiver_wire.clone()),
+            conn: HttpConn::new(rx.target(), rx.wire()),
             cursor: ListCursor {
                 last_id: config.start_id,
                 seen_len: 0,

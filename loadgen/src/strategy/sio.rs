@@ -109,7 +109,7 @@ pub async fn catch_up_if_needed(rx: &mut Receiver, start_id: Option<u64>) {
         last_id: rx.last_id().unwrap_or(start_id).max(start_id),
         seen_len: 0,
     };
-    let mut conn = HttpConn::new(rx.ctx.target.clone(), rx.ctx.counters.receiver_wire.clone());
+    let mut conn = HttpConn::new(rx.target(), rx.wire());
     // Twice at most: a cursor ahead of a restarted server's log is read again from the start.
     for _ in 0..2 {
         rx.request();

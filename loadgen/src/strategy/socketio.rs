@@ -101,8 +101,8 @@ async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
 }
 
 async fn open(rx: &mut Receiver) -> Result<Ws, ErrorKind> {
-    let target = rx.ctx.target.clone();
-    let tcp = connect_tcp(&target, &rx.ctx.counters.receiver_wire)
+    let target = rx.target();
+    let tcp = connect_tcp(&target, &rx.wire())
         .await
         .map_err(|e| e.kind())?;
     let host = target.host.to_str().map_err(|_| ErrorKind::Protocol)?;

@@ -21,7 +21,7 @@ const PATH: &str = "/socket.io/?EIO=4&transport=polling";
 const RECORD_SEPARATOR: char = '\u{1e}';
 
 pub async fn run(mut rx: Receiver, catchup_from: Option<u64>) {
-    let mut conn = HttpConn::new(rx.ctx.target.clone(), rx.ctx.counters.receiver_wire.clone());
+    let mut conn = HttpConn::new(rx.target(), rx.wire());
     loop {
         let end = session(&mut rx, &mut conn, catchup_from).await;
         if !after_session(&mut rx, end).await {

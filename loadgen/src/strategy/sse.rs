@@ -15,7 +15,7 @@ use crate::net::{HttpConn, HttpError};
 
 pub async fn run(mut rx: Receiver) {
     let ctx = rx.ctx.clone();
-    let mut conn = HttpConn::new(ctx.target.clone(), ctx.counters.receiver_wire.clone());
+    let mut conn = HttpConn::new(rx.target(), rx.wire());
     let mut last_id: Option<u64> = None;
     let stop = ctx.stop_receivers.clone();
     loop {

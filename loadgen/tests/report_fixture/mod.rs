@@ -156,6 +156,7 @@ pub fn run(spec: StrategySpec, seed: u64) -> RunResult {
         generator_error: Default::default(),
         polls: None,
         outages: Default::default(),
+        nodes: None,
         saturated,
         warnings,
         strategy: spec,

@@ -6,6 +6,7 @@
 pub mod faulty;
 pub mod gate;
 pub mod proxy;
+pub mod redis;
 pub mod tls;
 
 use std::num::NonZeroUsize;
