@@ -141,6 +141,7 @@ pub async fn run_strategy(
         (scenario.senders.get() * sender::MAX_IN_FLIGHT) as u64,
     )?;
     crate::safety::check_request_rate(scenario, spec)?;
+    crate::safety::check_connect_rate(scenario)?;
     let (server, target) = start_server(scenario, hooks).await?;
     let target = Arc::new(Arc::unwrap_or_clone(target).with_source(hooks.source_ip));
     let result = run_on(scenario, spec, hooks, &server, target).await;

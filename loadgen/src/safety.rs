@@ -17,6 +17,9 @@ use crate::scenario::{DEFAULT_POLL_INTERVAL, Scenario, StrategyKind, StrategySpe
 /// Default `--max-request-rate` of a run with `--allow-remote`: requests per second it may plan.
 /// (A loopback target is this machine's own server: no ceiling unless one is given.)
 pub const DEFAULT_MAX_REQUEST_RATE: f64 = 2000.0;
+/// Default `--max-connect-rate` of a run with `--allow-remote`: connections per second its ramp
+/// may open (a remote server meets a thousand new TLS handshakes a second as an attack).
+pub const DEFAULT_MAX_CONNECT_RATE: f64 = 200.0;
 /// Default `--abort-on-errors`: percent of answers that may be 429 or 5xx.
 pub const DEFAULT_ABORT_ON_ERRORS: f64 = 5.0;
 /// Refusals needed before the guard may trip (one refused request of the first few is not a
@@ -30,6 +33,10 @@ pub struct SafetyArgs {
     /// [default: 2000 with --allow-remote; none for a loopback target]
     #[arg(long, value_name = "PER_SECOND")]
     pub max_request_rate: Option<f64>,
+    /// Ceiling on --connect-rate, the connections per second the connect ramp opens. Raise it
+    /// by name. [default: 200 with --allow-remote; none for a loopback target]
+    #[arg(long, value_name = "PER_SECOND")]
+    pub max_connect_rate: Option<f64>,
     /// Stop the run at once when more than this percent of the target's answers are 429 or 5xx
     /// (after at least 10 of them).
     #[arg(long, default_value_t = DEFAULT_ABORT_ON_ERRORS, value_name = "PCT")]
@@ -48,6 +55,9 @@ pub struct SafetySpec {
     /// `None`: the default, [`DEFAULT_MAX_REQUEST_RATE`] when the target may be remote.
     #[serde(default)]
     pub max_request_rate: Option<f64>,
+    /// `None`: the default, [`DEFAULT_MAX_CONNECT_RATE`] when the target may be remote.
+    #[serde(default)]
+    pub max_connect_rate: Option<f64>,
     pub abort_on_errors_pct: f64,
 }
 
@@ -55,6 +65,7 @@ impl Default for SafetySpec {
     fn default() -> Self {
         SafetySpec {
             max_request_rate: None,
+            max_connect_rate: None,
             abort_on_errors_pct: DEFAULT_ABORT_ON_ERRORS,
         }
     }
@@ -64,6 +75,7 @@ impl From<SafetySpec> for SafetyArgs {
     fn from(s: SafetySpec) -> Self {
         SafetyArgs {
             max_request_rate: s.max_request_rate,
+            max_connect_rate: s.max_connect_rate,
             abort_on_errors: s.abort_on_errors_pct,
         }
     }
@@ -75,6 +87,12 @@ pub enum SafetyError {
     NotPositive { flag: &'static str, value: f64 },
     #[error("--abort-on-errors is a percentage between 0 and 100, got {0}")]
     BadPercent(f64),
+    #[error(
+        "this run would open {connect_rate:.0} connections/s to --target (--connect-rate), above \
+         the ceiling of {ceiling:.0}/s; lower --connect-rate, or if the target can take it, raise \
+         --max-connect-rate by name"
+    )]
+    TooFastRamp { connect_rate: f64, ceiling: f64 },
     #[error(
         "this run would send about {planned:.0} requests/s to --target ({why}), above the \
          ceiling of {ceiling:.0}/s; if the target can take it, raise --max-request-rate by name"
@@ -89,11 +107,13 @@ pub enum SafetyError {
 impl SafetyArgs {
     pub fn to_spec(&self) -> Result<SafetySpec, SafetyError> {
         let rate = self.max_request_rate;
-        if let Some(rate) = rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
-            return Err(SafetyError::NotPositive {
-                flag: "max-request-rate",
-                value: rate,
-            });
+        for (flag, value) in [
+            ("max-request-rate", rate),
+            ("max-connect-rate", self.max_connect_rate),
+        ] {
+            if let Some(value) = value.filter(|r| !(r.is_finite() && *r > 0.0)) {
+                return Err(SafetyError::NotPositive { flag, value });
+            }
         }
         let pct = self.abort_on_errors;
         if !(0.0..=100.0).contains(&pct) {
@@ -101,6 +121,7 @@ impl SafetyArgs {
         }
         Ok(SafetySpec {
             max_request_rate: rate,
+            max_connect_rate: self.max_connect_rate,
             abort_on_errors_pct: pct,
         })
     }
@@ -144,6 +165,26 @@ pub fn check_request_rate(scenario: &Scenario, spec: &StrategySpec) -> Result<()
             planned,
             ceiling,
             why,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a `--target` run whose connect ramp is faster than its ceiling (by default only
+/// once `--allow-remote` lets the target be another machine, as for the request rate).
+pub fn check_connect_rate(scenario: &Scenario) -> Result<(), SafetyError> {
+    if scenario.target.is_none() {
+        return Ok(());
+    }
+    let ceiling = match scenario.safety.max_connect_rate {
+        Some(ceiling) => ceiling,
+        None if scenario.allow_remote => DEFAULT_MAX_CONNECT_RATE,
+        None => return Ok(()),
+    };
+    if scenario.connect_rate > ceiling {
+        return Err(SafetyError::TooFastRamp {
+            connect_rate: scenario.connect_rate,
+            ceiling,
         });
     }
     Ok(())
@@ -270,9 +311,34 @@ mod tests {
     }
 
     #[test]
+    fn the_ramp_ceiling_guards_remote_targets_and_names_both_flags() {
+        let mut scenario = Scenario {
+            target: Some("http://127.0.0.1:1".into()),
+            ..Scenario::default()
+        };
+        // 2,000 connections/s (the default ramp) to a loopback target: no default ceiling.
+        assert_eq!(check_connect_rate(&scenario), Ok(()));
+        scenario.allow_remote = true;
+        let err = check_connect_rate(&scenario).expect_err("2,000/s above 200/s");
+        let text = err.to_string();
+        assert!(
+            text.contains("--connect-rate") && text.contains("--max-connect-rate"),
+            "{text}"
+        );
+        scenario.connect_rate = 150.0;
+        assert_eq!(check_connect_rate(&scenario), Ok(()));
+        scenario.safety.max_connect_rate = Some(100.0);
+        assert!(check_connect_rate(&scenario).is_err());
+        // Given by name, it holds on loopback too.
+        scenario.allow_remote = false;
+        assert!(check_connect_rate(&scenario).is_err());
+    }
+
+    #[test]
     fn flags_are_checked() {
         let args = |rate, pct| SafetyArgs {
             max_request_rate: rate,
+            max_connect_rate: None,
             abort_on_errors: pct,
         };
         assert!(args(Some(0.0), 5.0).to_spec().is_err());
@@ -283,5 +349,10 @@ mod tests {
         );
         assert!(args(Some(10.0), 0.0).to_spec().is_ok());
         assert!(args(None, 5.0).to_spec().is_ok());
+        let ramp = SafetyArgs {
+            max_connect_rate: Some(-1.0),
+            ..args(None, 5.0)
+        };
+        assert!(ramp.to_spec().is_err());
     }
 }

@@ -36,6 +36,28 @@ async fn a_run_above_the_request_ceiling_never_reaches_the_target() {
 }
 
 #[tokio::test]
+async fn a_ramp_above_its_ceiling_never_reaches_the_target() {
+    let gate = Gate::default();
+    let server = FaultyServer::start(Faults {
+        gate: gate.clone(),
+        ..Faults::default()
+    })
+    .await;
+    let mut scenario = small_scenario(Some(server.url()));
+    // Allowed off loopback, so the default ramp ceiling (200/s) holds: 1,000/s is refused.
+    scenario.allow_remote = true;
+    let err = run_strategy(&scenario, &"socketio".parse().expect("spec"), &hooks())
+        .await
+        .expect_err("a 1,000/s ramp is above the default ceiling");
+    assert!(matches!(err, RunError::Safety(_)), "{err}");
+    assert!(err.to_string().contains("--max-connect-rate"), "{err}");
+    assert_eq!(gate.log.requests.load(Relaxed), 0, "nothing was sent");
+    scenario.connect_rate = 200.0;
+    let r = run("socketio", &scenario).await;
+    assert_eq!(r.outcome, Outcome::Completed, "{:?}", r.outcome);
+}
+
+#[tokio::test]
 async fn a_target_answering_429_stops_the_run_with_the_reason() {
     let gate = Gate {
         too_many_after: Some(60),

@@ -118,6 +118,10 @@ pub fn run_flags(spec: &StrategySpec, s: &Scenario) -> Vec<String> {
         f.push("--max-request-rate".into());
         f.push(ceiling.to_string());
     }
+    if let Some(ceiling) = s.safety.max_connect_rate {
+        f.push("--max-connect-rate".into());
+        f.push(ceiling.to_string());
+    }
     f.push("--abort-on-errors".into());
     f.push(s.safety.abort_on_errors_pct.to_string());
     f
@@ -312,6 +316,8 @@ mod tests {
             r#"{"user":"a"}"#,
             "--max-request-rate",
             "1234.5",
+            "--max-connect-rate",
+            "150",
             "--abort-on-errors",
             "7.5",
         ];
