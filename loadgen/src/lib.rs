@@ -41,6 +41,7 @@ pub mod driver;
 pub mod local_pid;
 pub mod loop_lag;
 pub mod net;
+pub mod profile;
 pub mod progress;
 pub mod recorder;
 pub mod report;

@@ -1,0 +1,92 @@
+//! Target profiles (issue 15): a server with other routes, another JSON shape, another Socket.IO
+//! namespace and event, measured losslessly through the profile that describes it.
+
+mod support;
+
+use clap::Parser;
+use loadgen::cli::{Cli, Command};
+use loadgen::driver::run_strategy;
+use loadgen::scenario::{Scenario, StrategySpec};
+use support::chat_api::{ChatApiServer, PROFILE};
+use support::{assert_lossless, hooks, run, small_scenario};
+
+/// The small test scenario against `url`, with these flags parsed as the CLI does.
+fn scenario_with(url: &str, flags: &[&str]) -> Scenario {
+    let base = ["loadgen", "run", "--target", url];
+    let args = base.iter().chain(flags).copied();
+    let Command::Run(args) = Cli::try_parse_from(args).expect("flags parse").command else {
+        unreachable!("parsed `run`")
+    };
+    let from_flags = args.scenario.to_scenario().expect("valid scenario");
+    Scenario {
+        access: from_flags.access,
+        ..small_scenario(Some(url.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn a_profiled_server_is_measured_losslessly_through_socketio_and_poll() {
+    let server = ChatApiServer::start().await;
+    let scenario = scenario_with(&server.url(), &["--profile", PROFILE]);
+    for spec in [
+        "socketio",
+        "poll@200ms",
+        "poll-full@200ms",
+        "socketio-polling",
+    ] {
+        assert_lossless(&run(spec, &scenario).await);
+    }
+    // Doors the profile does not declare are refused by name.
+    let spec: StrategySpec = "sse".parse().expect("spec");
+    let err = run_strategy(&scenario, &spec, &hooks())
+        .await
+        .expect_err("no sse door")
+        .to_string();
+    assert!(err.contains("declares no sse door"), "{err}");
+}
+
+#[tokio::test]
+async fn without_its_profile_the_server_is_not_a_chat() {
+    let server = ChatApiServer::start().await;
+    let spec: StrategySpec = "poll@200ms".parse().expect("spec");
+    let err = run_strategy(&scenario_with(&server.url(), &[]), &spec, &hooks())
+        .await
+        .expect_err("not the project's server")
+        .to_string();
+    assert!(err.contains("GET /messages"), "{err}");
+}
+
+#[test]
+fn a_malformed_profile_file_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read_to_string(PROFILE).expect("profile");
+    for (mistake, needle) in [
+        (
+            good.replace("event = \"chat\"\n", ""),
+            "missing field `event`",
+        ),
+        (good.replace("list = ", "lists = "), "unknown field `lists`"),
+        (good.replace("{text}", "{body}"), "field `send.body`"),
+        (
+            good.replace("cursor = \"after\"", "cursor = 1"),
+            "cursor = 1",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &mistake).expect("write");
+        let path = path.display().to_string();
+        let args = ["loadgen", "run", "--profile", &path];
+        let Command::Run(args) = Cli::try_parse_from(args).expect("parses").command else {
+            unreachable!("parsed `run`")
+        };
+        let err = args
+            .scenario
+            .to_scenario()
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("--profile") && err.contains(needle),
+            "{needle}: {err}"
+        );
+    }
+}
