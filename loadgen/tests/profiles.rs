@@ -90,3 +90,60 @@ fn a_malformed_profile_file_is_refused_naming_the_field() {
         );
     }
 }
+
+/// `loadgen profile check PROFILE --target URL`: exit code and stdout.
+async fn profile_check(profile: &str, url: &str) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "profile",
+            "check",
+            profile,
+            "--target",
+            url,
+            "--timeout",
+            "2s",
+        ])
+        .output()
+        .await
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn profile_check_passes_every_declared_door_and_names_what_does_not_match() {
+    let server = ChatApiServer::start().await;
+    let (code, out) = profile_check(PROFILE, &server.url()).await;
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "send      OK    POST /api/chat answered 200 OK",
+        "socketio  OK    event `chat` in namespace `/chat`: text at `/body`, id 1",
+        "poll      OK    GET /api/chat?after=0: the message is in the list, id 1",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+
+    // The same server described wrongly: another event name, another text field.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = std::fs::read_to_string(PROFILE)
+        .expect("profile")
+        .replace("event = \"chat\"", "event = \"message\"")
+        .replace(
+            "id = \"/seq\"\ntext = \"/body\"",
+            "id = \"/seq\"\ntext = \"/text\"",
+        );
+    let path = dir.path().join("wrong.toml");
+    std::fs::write(&path, wrong).expect("write");
+    let (code, out) = profile_check(&path.display().to_string(), &server.url()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("send      OK"), "{out}");
+    assert!(
+        out.contains("socketio  FAIL  event `message` in namespace `/chat` never arrived within 2s (arrived instead: `chat` in namespace `/chat`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("poll      FAIL  GET /api/chat: no string at JSON pointer `/text`"),
+        "{out}"
+    );
+}
