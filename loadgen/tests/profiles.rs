@@ -25,7 +25,7 @@ fn scenario_with(url: &str, flags: &[&str]) -> Scenario {
 }
 
 #[tokio::test]
-async fn a_profiled_server_is_measured_losslessly_through_socketio_and_poll() {
+async fn a_profiled_server_is_measured_losslessly_through_socketio_sse_and_poll() {
     let server = ChatApiServer::start().await;
     let scenario = scenario_with(&server.url(), &["--profile", PROFILE]);
     for spec in [
@@ -33,16 +33,17 @@ async fn a_profiled_server_is_measured_losslessly_through_socketio_and_poll() {
         "poll@200ms",
         "poll-full@200ms",
         "socketio-polling",
+        "sse",
     ] {
         assert_lossless(&run(spec, &scenario).await);
     }
     // Doors the profile does not declare are refused by name.
-    let spec: StrategySpec = "sse".parse().expect("spec");
+    let spec: StrategySpec = "longpoll".parse().expect("spec");
     let err = run_strategy(&scenario, &spec, &hooks())
         .await
-        .expect_err("no sse door")
+        .expect_err("no long-poll door")
         .to_string();
-    assert!(err.contains("declares no sse door"), "{err}");
+    assert!(err.contains("declares no long-poll door"), "{err}");
 }
 
 #[tokio::test]
@@ -119,6 +120,7 @@ async fn profile_check_passes_every_declared_door_and_names_what_does_not_match(
     for line in [
         "send      OK    POST /api/chat answered 200 OK",
         "socketio  OK    event `chat` in namespace `/chat`: text at `/body`, id 1",
+        "sse       OK    GET /api/stream event `chat-msg`: text at `/body`, id 1",
         "poll      OK    GET /api/chat?after=0: the message is in the list, id 1",
     ] {
         assert!(out.contains(line), "{line}\n{out}");
@@ -129,6 +131,7 @@ async fn profile_check_passes_every_declared_door_and_names_what_does_not_match(
     let wrong = std::fs::read_to_string(PROFILE)
         .expect("profile")
         .replace("event = \"chat\"", "event = \"message\"")
+        .replace("event = \"chat-msg\"", "event = \"chat_msg\"")
         .replace(
             "id = \"/seq\"\ntext = \"/body\"",
             "id = \"/seq\"\ntext = \"/text\"",
@@ -140,6 +143,10 @@ async fn profile_check_passes_every_declared_door_and_names_what_does_not_match(
     assert!(out.contains("send      OK"), "{out}");
     assert!(
         out.contains("socketio  FAIL  event `message` in namespace `/chat` never arrived within 2s (arrived instead: `chat` in namespace `/chat`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sse       FAIL  GET /api/stream event `chat_msg` never arrived within 2s (the message came as event `chat-msg`)"),
         "{out}"
     );
     assert!(

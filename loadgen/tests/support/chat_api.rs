@@ -1,12 +1,14 @@
 //! A hand-written chat with another protocol than the project's, for target profiles (issue 15):
 //! `POST /api/chat` with `{"body": …}`; `GET /api/chat?after=SEQ` answers
 //! `{"items":[{"seq":…,"body":…}]}`; every message is emitted as Socket.IO event `chat` in
-//! namespace `/chat` (nothing on `/`). Described by `profiles/chat-api.toml`.
+//! namespace `/chat` (nothing on `/`), and as Server-Sent Event `chat-msg` on `GET /api/stream`.
+//! Described by `profiles/chat-api.toml`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
+use axum::response::sse::{Event, Sse};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -26,6 +28,7 @@ pub const PROFILE: &str = concat!(
 struct App {
     items: Arc<Mutex<Vec<(u64, String)>>>,
     io: SocketIo,
+    stream: tokio::sync::broadcast::Sender<Value>,
 }
 
 pub struct ChatApiServer {
@@ -46,9 +49,11 @@ impl ChatApiServer {
         let app = App {
             items: Arc::default(),
             io,
+            stream: tokio::sync::broadcast::Sender::new(1024),
         };
         let router = Router::new()
             .route("/api/chat", get(list).post(post))
+            .route("/api/stream", get(stream))
             .with_state(app)
             .layer(layer);
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -99,8 +104,29 @@ async fn post(State(app): State<App>, Json(item): Json<NewItem>) -> Json<Value> 
         seq
     };
     let message = json!({"seq": seq, "body": item.body});
+    let _ = app.stream.send(message.clone());
     if let Some(ns) = app.io.of("/chat") {
         let _ = ns.emit("chat", &message).await;
     }
     Json(json!({ "seq": seq }))
+}
+
+/// Every message from now on as event `chat-msg`.
+async fn stream(
+    State(app): State<App>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let rx = app.stream.subscribe();
+    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(m) => {
+                    let event = Event::default().event("chat-msg").data(m.to_string());
+                    return Some((Ok(event), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(events)
 }
