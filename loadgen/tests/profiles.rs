@@ -153,4 +153,26 @@ async fn profile_check_passes_every_declared_door_and_names_what_does_not_match(
         out.contains("poll      FAIL  GET /api/chat: no string at JSON pointer `/text`"),
         "{out}"
     );
+
+    // Wrong routes: the send door's status, the SSE door that is not a stream.
+    let wrong_routes = std::fs::read_to_string(PROFILE)
+        .expect("profile")
+        .replace(
+            "route = \"/api/chat\"\nmethod",
+            "route = \"/api/nope\"\nmethod",
+        )
+        .replace("path = \"/api/stream\"", "path = \"/api/chat\"");
+    std::fs::write(&path, wrong_routes).expect("write");
+    let (code, out) = profile_check(&path.display().to_string(), &server.url()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("send      FAIL  POST /api/nope answered 404 Not Found"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "sse       FAIL  GET /api/chat answered 200 OK (application/json), not an event stream"
+        ),
+        "{out}"
+    );
 }

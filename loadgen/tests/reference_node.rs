@@ -77,6 +77,15 @@ async fn the_builtin_tutorial_profile_measures_it_and_checks_out() {
             r.warnings
         );
     }
+    let spec = "sse".parse().expect("spec");
+    let err = run_strategy(&scenario, &spec, &hooks())
+        .await
+        .expect_err("no sse door")
+        .to_string();
+    assert!(
+        err.contains("profile `tutorial` declares no sse door: --strategy sse cannot run"),
+        "{err}"
+    );
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["profile", "check", "tutorial", "--target", &node.url])
         .output()
