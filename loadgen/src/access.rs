@@ -46,6 +46,10 @@ pub struct AccessArgs {
     /// else as a form.
     #[arg(long, num_args = 3, value_names = ["METHOD", "URL", "BODY"])]
     pub login: Option<Vec<String>>,
+    /// The target's routes and event names: `pushpoll` (the project's server, the default),
+    /// `tutorial` (the Express tutorial app) or a TOML profile file (see the README).
+    #[arg(long, value_name = "NAME|FILE")]
+    pub profile: Option<String>,
 }
 
 /// One `--header`: the value is a secret as often as not, so results keep only the name.
@@ -77,6 +81,9 @@ pub struct AccessSpec {
     pub socketio_auth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<LoginSpec>,
+    /// `--profile` as given (a built-in name or a file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -87,6 +94,8 @@ pub enum AccessArgsError {
     LoginUrl(String),
     #[error("--ca-cert and --insecure contradict each other: pass one")]
     CaAndInsecure,
+    #[error("--profile: {0}")]
+    Profile(String),
 }
 
 impl AccessArgs {
@@ -121,6 +130,13 @@ impl AccessArgs {
             headers: self.headers.clone(),
             socketio_auth: self.socketio_auth.clone(),
             login,
+            profile: match &self.profile {
+                // Loaded now so that a mistake stops the command before anything runs.
+                Some(p) => crate::profile::Profile::load(p)
+                    .map(|_| Some(p.clone()))
+                    .map_err(|e| AccessArgsError::Profile(e.to_string()))?,
+                None => None,
+            },
         })
     }
 }
@@ -189,6 +205,8 @@ impl ClientAccess {
 pub enum AccessError {
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
     #[error("--login {method} {url}: {source}")]
     LoginFailed {
         method: String,
@@ -219,6 +237,10 @@ pub async fn reach(
     spec: &AccessSpec,
     safety: &crate::safety::SafetySpec,
 ) -> Result<TargetAddr, AccessError> {
+    let target = match &spec.profile {
+        Some(p) => target.with_profile(crate::profile::Profile::load(p)?),
+        None => target,
+    };
     let mut access = ClientAccess {
         tls: if tls {
             Some(TlsClient::new(host, &spec.tls)?)

@@ -44,6 +44,11 @@ pub enum Command {
     /// Merge the results folders of the shards of one run (`run --shard I/N`) into one exact
     /// result: histograms added, counters summed, loss against every shard's receivers.
     Merge(crate::shard::merge::MergeArgs),
+    /// Target profiles: `profile check FILE --target URL` tries one message through every door.
+    Profile {
+        #[command(subcommand)]
+        command: crate::profile_check::ProfileCommand,
+    },
 }
 
 /// The load every strategy of a run or sweep shares.

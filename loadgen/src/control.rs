@@ -27,6 +27,21 @@ pub enum ControlError {
     Unreachable { addr: String, source: HttpError },
     #[error("target {addr} does not serve the chat API: GET /messages answered {detail}")]
     NotAChat { addr: String, detail: String },
+    #[error("profile `{profile}` declares no {door} door: --strategy {strategy} cannot run")]
+    NoDoor {
+        profile: String,
+        door: &'static str,
+        strategy: &'static str,
+    },
+    #[error(
+        "target {addr} does not answer as profile `{profile}` says: GET {path} answered {detail}"
+    )]
+    NotAsProfiled {
+        addr: String,
+        profile: String,
+        path: String,
+        detail: String,
+    },
 }
 
 /// Finds out once what the target supports (see [`Capabilities`]).
@@ -35,6 +50,9 @@ pub async fn detect(
     wire: &Arc<WireCounters>,
     kind: StrategyKind,
 ) -> Result<Capabilities, ControlError> {
+    if let Some(profile) = target.custom_profile() {
+        return detect_profiled(target, profile, wire, kind).await;
+    }
     let mut conn = HttpConn::new(target.clone(), wire.clone());
     let addr = target.addr.to_string();
     let unreachable = |source| ControlError::Unreachable {
@@ -72,6 +90,63 @@ pub async fn detect(
         cursor,
         sse,
         last_id: ids.and_then(|ids| ids.into_iter().max()).unwrap_or(0),
+    })
+}
+
+/// [`detect`] for a profiled target: its doors are what its profile declares; the poll door's
+/// list (if any) gives the highest id at the start.
+async fn detect_profiled(
+    target: &Arc<TargetAddr>,
+    profile: &crate::profile::Profile,
+    wire: &Arc<WireCounters>,
+    kind: StrategyKind,
+) -> Result<Capabilities, ControlError> {
+    let no_door = |door, strategy| ControlError::NoDoor {
+        profile: profile.name.clone(),
+        door,
+        strategy,
+    };
+    match kind {
+        StrategyKind::Longpoll => return Err(no_door("long-poll", "longpoll")),
+        StrategyKind::Sse if profile.sse.is_none() => return Err(no_door("sse", "sse")),
+        StrategyKind::Poll if profile.poll.is_none() => return Err(no_door("poll", "poll")),
+        StrategyKind::Socketio | StrategyKind::SocketioPolling if profile.socketio.is_none() => {
+            return Err(no_door("socketio", "socketio"));
+        }
+        _ => {}
+    }
+    let Some(door) = &profile.poll else {
+        return Ok(Capabilities {
+            cursor: false,
+            sse: profile.sse.is_some(),
+            last_id: 0,
+        });
+    };
+    let addr = target.addr.to_string();
+    let path = door.path(None);
+    let mut conn = HttpConn::new(target.clone(), wire.clone());
+    let (status, body) =
+        get(&mut conn, &path)
+            .await
+            .map_err(|source| ControlError::Unreachable {
+                addr: addr.clone(),
+                source,
+            })?;
+    let not_as_profiled = |detail: String| ControlError::NotAsProfiled {
+        addr: addr.clone(),
+        profile: profile.name.clone(),
+        path: path.clone(),
+        detail,
+    };
+    if !status.is_success() {
+        return Err(not_as_profiled(format!("HTTP {status}")));
+    }
+    let list =
+        crate::profile::extract_list(&body, door).map_err(|e| not_as_profiled(e.to_string()))?;
+    Ok(Capabilities {
+        cursor: door.cursor.is_some(),
+        sse: profile.sse.is_some(),
+        last_id: list.iter().filter_map(|m| m.id).max().unwrap_or(0),
     })
 }
 

@@ -42,6 +42,8 @@ pub mod local_pid;
 pub mod loop_lag;
 pub mod net;
 pub mod nodes;
+pub mod profile;
+pub mod profile_check;
 pub mod progress;
 pub mod recorder;
 pub mod report;

@@ -116,6 +116,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 println!("wrote {} files to {}", written.len(), out.display());
                 Ok(0)
             }
+            Command::Profile {
+                command: loadgen::profile_check::ProfileCommand::Check(args),
+            } => {
+                let reports = loadgen::profile_check::run(&args).await?;
+                println!("profile {} against {}", args.file, args.target);
+                for r in &reports {
+                    println!("{r}");
+                }
+                Ok(u8::from(reports.iter().any(|r| r.verdict.is_err())))
+            }
         }
     })
 }

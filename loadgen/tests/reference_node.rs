@@ -61,3 +61,39 @@ async fn strategies_it_cannot_serve_are_refused_clearly() {
         assert!(err.to_string().contains(what), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_tutorial_profile_measures_it_and_checks_out() {
+    let node = tutorial_server().await;
+    let mut scenario = small_scenario(Some(node.url.clone()));
+    scenario.access.profile = Some("tutorial".into());
+    for spec in ["poll@200ms", "socketio"] {
+        let r = run(spec, &scenario).await;
+        assert_lossless(&r);
+        // The profile says the list has no cursor: no fallback to find out.
+        assert!(
+            !r.warnings.contains(&Warning::FellBackToFullList),
+            "{:?}",
+            r.warnings
+        );
+    }
+    let spec = "sse".parse().expect("spec");
+    let err = run_strategy(&scenario, &spec, &hooks())
+        .await
+        .expect_err("no sse door")
+        .to_string();
+    assert!(
+        err.contains("profile `tutorial` declares no sse door: --strategy sse cannot run"),
+        "{err}"
+    );
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["profile", "check", "tutorial", "--target", &node.url])
+        .output()
+        .await
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for door in ["send      OK", "socketio  OK", "poll      OK"] {
+        assert!(stdout.contains(door), "{door}\n{stdout}");
+    }
+}

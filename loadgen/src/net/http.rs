@@ -32,6 +32,8 @@ pub struct TargetAddr {
     pub source: Option<std::net::IpAddr>,
     /// TLS, extra headers, the login cookie, the Socket.IO auth payload (default: none).
     pub access: Arc<ClientAccess>,
+    /// The target's routes and event names (`--profile`; default: the project's server).
+    pub profile: Arc<crate::profile::Profile>,
 }
 
 impl TargetAddr {
@@ -42,12 +44,24 @@ impl TargetAddr {
             host,
             source: None,
             access: Arc::default(),
+            profile: crate::profile::PUSHPOLL.clone(),
         })
     }
 
     /// Opens every connection from `source` (its own ephemeral ports).
     pub fn with_source(self, source: Option<std::net::IpAddr>) -> Self {
         TargetAddr { source, ..self }
+    }
+
+    /// The target's profile unless it is the project's server (whose doors the strategies'
+    /// original code serves, byte for byte).
+    pub fn custom_profile(&self) -> Option<&crate::profile::Profile> {
+        (!Arc::ptr_eq(&self.profile, &crate::profile::PUSHPOLL)).then_some(&*self.profile)
+    }
+
+    /// The same target, spoken to as `profile` says.
+    pub fn with_profile(self, profile: Arc<crate::profile::Profile>) -> Self {
+        TargetAddr { profile, ..self }
     }
 
     /// The same target, reached with `access`.

@@ -102,6 +102,10 @@ pub fn run_flags(spec: &StrategySpec, s: &Scenario) -> Vec<String> {
     if a.tls.insecure {
         f.push("--insecure".into());
     }
+    if let Some(profile) = &a.profile {
+        f.push("--profile".into());
+        f.push(profile.clone());
+    }
     for h in &a.headers {
         f.push("--header".into());
         f.push(format!("{}: {}", h.name, h.value));

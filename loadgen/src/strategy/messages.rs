@@ -20,8 +20,14 @@ pub struct Item<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("the server's answer is not a chat message list: {0}")]
-pub struct NotAMessageList(#[from] serde_json::Error);
+pub enum NotAMessageList {
+    #[error("the server's answer is not a chat message list: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the server's answer does not match the profile: {0}")]
+    Profile(#[from] crate::profile::Mismatch),
+    #[error("the profile declares no {0} door")]
+    NoDoor(&'static str),
+}
 
 /// How far a receiver has read a message list.
 #[derive(Debug, Clone, Copy, Default)]
@@ -71,7 +77,10 @@ impl ListCursor {
         now: Instant,
         via: Via,
     ) -> Result<ListDiff, NotAMessageList> {
-        let items: Vec<Item<'_>> = serde_json::from_slice(body)?;
+        let items: Vec<Item<'_>> = match rx.ctx.target.custom_profile() {
+            None => serde_json::from_slice(body)?,
+            Some(profile) => profiled_list(body, profile)?,
+        };
         let without_ids = items.iter().any(|i| i.id.is_none());
         let mut new_items = 0;
         if without_ids {
@@ -101,6 +110,43 @@ impl ListCursor {
             without_ids,
         })
     }
+}
+
+/// A poll answer of a profiled target, read through its poll door's JSON pointers.
+fn profiled_list(
+    body: &[u8],
+    profile: &crate::profile::Profile,
+) -> Result<Vec<Item<'static>>, NotAMessageList> {
+    let door = profile
+        .poll
+        .as_ref()
+        .ok_or(NotAMessageList::NoDoor("poll"))?;
+    let list = crate::profile::extract_list(body, door)?;
+    Ok(list
+        .into_iter()
+        .map(|m| Item {
+            id: m.id,
+            message: Cow::Owned(m.text),
+        })
+        .collect())
+}
+
+/// [`deliver_item`] for a profiled target: the text and id are read through `text` and `id`
+/// pointers.
+pub fn deliver_profiled(
+    json: &str,
+    text: &str,
+    id: Option<&str>,
+    rx: &mut Receiver,
+    now: Instant,
+) -> Result<Option<u64>, NotAMessageList> {
+    let v: serde_json::Value = serde_json::from_str(json)?;
+    let m = crate::profile::extract(&v, text, id)?;
+    rx.deliver_text(&m.text, now);
+    if let Some(id) = m.id {
+        rx.saw_id(id);
+    }
+    Ok(m.id)
 }
 
 /// Parses one message object (an SSE `data:` or a Socket.IO event argument) and delivers it.

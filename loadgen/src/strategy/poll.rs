@@ -98,6 +98,15 @@ impl Poller {
     }
 
     fn path(&self) -> String {
+        if let Some(door) = self
+            .conn
+            .target()
+            .custom_profile()
+            .and_then(|p| p.poll.as_ref())
+        {
+            let after = (self.mode == PollMode::Cursor).then_some(self.cursor.last_id);
+            return door.path(after);
+        }
         match self.mode {
             PollMode::Cursor => format!("/messages?since={}", self.cursor.last_id),
             PollMode::Full => "/messages".to_string(),

@@ -3,7 +3,7 @@
 use tokio::time::Instant;
 
 use super::REQUEST_TIMEOUT;
-use super::messages::{ListCursor, deliver_item};
+use super::messages::{ListCursor, deliver_item, deliver_profiled};
 use crate::codec::engineio::{
     EioPacket, SioPacket, decode_sio, encode_sio_connect, split_event_borrowed,
 };
@@ -35,7 +35,13 @@ pub fn on_packet(packet: EioPacket<'_>, rx: &mut Receiver, now: Instant) -> Step
     match packet {
         EioPacket::Open(_) => {
             let mut out = String::with_capacity(2);
-            encode_sio_connect("/", &mut out);
+            let nsp = rx
+                .ctx
+                .target
+                .custom_profile()
+                .and_then(|p| p.socketio.as_ref())
+                .map_or("/", |d| d.namespace.as_str());
+            encode_sio_connect(nsp, &mut out);
             // The `auth` payload (`--socketio-auth`) follows the namespace: `40{"token":…}`.
             if let Some(auth) = &rx.ctx.target.access.socketio_auth {
                 out.push_str(auth);
@@ -54,7 +60,10 @@ fn on_message(text: &str, rx: &mut Receiver, now: Instant) -> Step {
         Ok(SioPacket::Connect { .. }) => Step::Connected,
         Ok(SioPacket::ConnectError { .. }) => Step::Refused,
         Ok(SioPacket::Disconnect { .. }) => Step::Closed,
-        Ok(SioPacket::Event { args, .. }) => match split_event_borrowed(args) {
+        Ok(SioPacket::Event { nsp, args, .. }) => match split_event_borrowed(args) {
+            Ok((name, arg)) if rx.ctx.target.custom_profile().is_some() => {
+                on_profiled_event(nsp, &name, arg, rx, now)
+            }
             Ok((name, arg)) if name == MESSAGE_EVENT => match deliver_item(arg, rx, now) {
                 Ok(_) => Step::Delivered,
                 Err(_) => protocol_error(rx),
@@ -63,6 +72,21 @@ fn on_message(text: &str, rx: &mut Receiver, now: Instant) -> Step {
             Err(_) => protocol_error(rx),
         },
         Ok(SioPacket::Ack { .. }) => Step::Nothing,
+        Err(_) => protocol_error(rx),
+    }
+}
+
+/// An event from a profiled target: delivered when its namespace and name are the profile's.
+fn on_profiled_event(nsp: &str, name: &str, arg: &str, rx: &mut Receiver, now: Instant) -> Step {
+    let target = rx.ctx.target.clone();
+    let Some(door) = target.custom_profile().and_then(|p| p.socketio.as_ref()) else {
+        return protocol_error(rx);
+    };
+    if nsp != door.namespace || name != door.event {
+        return Step::Nothing;
+    }
+    match deliver_profiled(arg, &door.text, door.id.as_deref(), rx, now) {
+        Ok(_) => Step::Delivered,
         Err(_) => protocol_error(rx),
     }
 }
@@ -113,7 +137,13 @@ pub async fn catch_up_if_needed(rx: &mut Receiver, start_id: Option<u64>) {
     // Twice at most: a cursor ahead of a restarted server's log is read again from the start.
     for _ in 0..2 {
         rx.request();
-        let path = format!("/messages?since={}", cursor.last_id);
+        let path = match rx.ctx.target.custom_profile() {
+            None => format!("/messages?since={}", cursor.last_id),
+            Some(p) => match &p.poll {
+                Some(door) => door.path(Some(cursor.last_id)),
+                None => return,
+            },
+        };
         let answer = tokio::select! {
             a = conn.get_list(&path, REQUEST_TIMEOUT) => a,
             _ = rx.stopped().cancelled() => return,

@@ -6,7 +6,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::messages::deliver_item;
+use super::messages::{deliver_item, deliver_profiled};
 use super::{RECONNECT_BACKOFF, REQUEST_TIMEOUT, pause};
 use crate::codec::sse::SseParser;
 use crate::context::Receiver;
@@ -59,7 +59,11 @@ async fn open_stream(
 ) -> Result<Incoming, HttpError> {
     rx.request();
     let build = |t: &crate::net::TargetAddr| {
-        let mut b = t.request(Method::GET, "/events").header(
+        let path = t
+            .custom_profile()
+            .and_then(|p| p.sse.as_ref())
+            .map_or("/events", |d| d.path.as_str());
+        let mut b = t.request(Method::GET, path).header(
             header::ACCEPT,
             HeaderValue::from_static("text/event-stream"),
         );
@@ -85,6 +89,8 @@ enum Ended {
 /// Reads events until the stream ends; returns why it ended.
 async fn read_stream(mut body: Incoming, last_id: &mut Option<u64>, rx: &mut Receiver) -> Ended {
     let mut parser = SseParser::new();
+    let target = rx.ctx.target.clone();
+    let door = target.custom_profile().and_then(|p| p.sse.as_ref());
     loop {
         let chunk = match body.frame().await {
             None => return Ended::Lost(ErrorKind::Closed),
@@ -105,8 +111,18 @@ async fn read_stream(mut body: Incoming, last_id: &mut Option<u64>, rx: &mut Rec
             if let Some(id) = event.id.and_then(|id| id.parse().ok()) {
                 *last_id = Some(id);
             }
-            let is_message = event.event.is_empty() || event.event == "message";
-            if is_message && !event.data.is_empty() && deliver_item(event.data, rx, now).is_err() {
+            let wanted = door.map_or("message", |d| d.event.as_str());
+            let is_message = event.event.is_empty() || event.event == wanted;
+            if !is_message || event.data.is_empty() {
+                return;
+            }
+            let delivered = match door {
+                None => deliver_item(event.data, rx, now).map(|_| ()),
+                Some(d) => {
+                    deliver_profiled(event.data, &d.text, d.id.as_deref(), rx, now).map(|_| ())
+                }
+            };
+            if delivered.is_err() {
                 bad = true;
             }
         });

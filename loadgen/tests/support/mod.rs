@@ -3,6 +3,7 @@
 //! ([`faulty`]) and a byte-counting TCP proxy ([`proxy`]).
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod chat_api;
 pub mod faulty;
 pub mod gate;
 pub mod proxy;

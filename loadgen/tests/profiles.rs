@@ -1,0 +1,178 @@
+//! Target profiles (issue 15): a server with other routes, another JSON shape, another Socket.IO
+//! namespace and event, measured losslessly through the profile that describes it.
+
+mod support;
+
+use clap::Parser;
+use loadgen::cli::{Cli, Command};
+use loadgen::driver::run_strategy;
+use loadgen::scenario::{Scenario, StrategySpec};
+use support::chat_api::{ChatApiServer, PROFILE};
+use support::{assert_lossless, hooks, run, small_scenario};
+
+/// The small test scenario against `url`, with these flags parsed as the CLI does.
+fn scenario_with(url: &str, flags: &[&str]) -> Scenario {
+    let base = ["loadgen", "run", "--target", url];
+    let args = base.iter().chain(flags).copied();
+    let Command::Run(args) = Cli::try_parse_from(args).expect("flags parse").command else {
+        unreachable!("parsed `run`")
+    };
+    let from_flags = args.scenario.to_scenario().expect("valid scenario");
+    Scenario {
+        access: from_flags.access,
+        ..small_scenario(Some(url.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn a_profiled_server_is_measured_losslessly_through_socketio_sse_and_poll() {
+    let server = ChatApiServer::start().await;
+    let scenario = scenario_with(&server.url(), &["--profile", PROFILE]);
+    for spec in [
+        "socketio",
+        "poll@200ms",
+        "poll-full@200ms",
+        "socketio-polling",
+        "sse",
+    ] {
+        assert_lossless(&run(spec, &scenario).await);
+    }
+    // Doors the profile does not declare are refused by name.
+    let spec: StrategySpec = "longpoll".parse().expect("spec");
+    let err = run_strategy(&scenario, &spec, &hooks())
+        .await
+        .expect_err("no long-poll door")
+        .to_string();
+    assert!(err.contains("declares no long-poll door"), "{err}");
+}
+
+#[tokio::test]
+async fn without_its_profile_the_server_is_not_a_chat() {
+    let server = ChatApiServer::start().await;
+    let spec: StrategySpec = "poll@200ms".parse().expect("spec");
+    let err = run_strategy(&scenario_with(&server.url(), &[]), &spec, &hooks())
+        .await
+        .expect_err("not the project's server")
+        .to_string();
+    assert!(err.contains("GET /messages"), "{err}");
+}
+
+#[test]
+fn a_malformed_profile_file_is_refused_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = std::fs::read_to_string(PROFILE).expect("profile");
+    for (mistake, needle) in [
+        (
+            good.replace("event = \"chat\"\n", ""),
+            "missing field `event`",
+        ),
+        (good.replace("list = ", "lists = "), "unknown field `lists`"),
+        (good.replace("{text}", "{body}"), "field `send.body`"),
+        (
+            good.replace("cursor = \"after\"", "cursor = 1"),
+            "cursor = 1",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &mistake).expect("write");
+        let path = path.display().to_string();
+        let args = ["loadgen", "run", "--profile", &path];
+        let Command::Run(args) = Cli::try_parse_from(args).expect("parses").command else {
+            unreachable!("parsed `run`")
+        };
+        let err = args
+            .scenario
+            .to_scenario()
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("--profile") && err.contains(needle),
+            "{needle}: {err}"
+        );
+    }
+}
+
+/// `loadgen profile check PROFILE --target URL`: exit code and stdout.
+async fn profile_check(profile: &str, url: &str) -> (i32, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "profile",
+            "check",
+            profile,
+            "--target",
+            url,
+            "--timeout",
+            "2s",
+        ])
+        .output()
+        .await
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn profile_check_passes_every_declared_door_and_names_what_does_not_match() {
+    let server = ChatApiServer::start().await;
+    let (code, out) = profile_check(PROFILE, &server.url()).await;
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "send      OK    POST /api/chat answered 200 OK",
+        "socketio  OK    event `chat` in namespace `/chat`: text at `/body`, id 1",
+        "sse       OK    GET /api/stream event `chat-msg`: text at `/body`, id 1",
+        "poll      OK    GET /api/chat?after=0: the message is in the list, id 1",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+
+    // The same server described wrongly: another event name, another text field.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wrong = std::fs::read_to_string(PROFILE)
+        .expect("profile")
+        .replace("event = \"chat\"", "event = \"message\"")
+        .replace("event = \"chat-msg\"", "event = \"chat_msg\"")
+        .replace(
+            "id = \"/seq\"\ntext = \"/body\"",
+            "id = \"/seq\"\ntext = \"/text\"",
+        );
+    let path = dir.path().join("wrong.toml");
+    std::fs::write(&path, wrong).expect("write");
+    let (code, out) = profile_check(&path.display().to_string(), &server.url()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("send      OK"), "{out}");
+    assert!(
+        out.contains("socketio  FAIL  event `message` in namespace `/chat` never arrived within 2s (arrived instead: `chat` in namespace `/chat`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sse       FAIL  GET /api/stream event `chat_msg` never arrived within 2s (the message came as event `chat-msg`)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("poll      FAIL  GET /api/chat: no string at JSON pointer `/text`"),
+        "{out}"
+    );
+
+    // Wrong routes: the send door's status, the SSE door that is not a stream.
+    let wrong_routes = std::fs::read_to_string(PROFILE)
+        .expect("profile")
+        .replace(
+            "route = \"/api/chat\"\nmethod",
+            "route = \"/api/nope\"\nmethod",
+        )
+        .replace("path = \"/api/stream\"", "path = \"/api/chat\"");
+    std::fs::write(&path, wrong_routes).expect("write");
+    let (code, out) = profile_check(&path.display().to_string(), &server.url()).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("send      FAIL  POST /api/nope answered 404 Not Found"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "sse       FAIL  GET /api/chat answered 200 OK (application/json), not an event stream"
+        ),
+        "{out}"
+    );
+}
