@@ -54,6 +54,7 @@ pub mod scenario;
 pub mod schedule;
 pub mod sender;
 pub mod shard;
+pub mod sio_send;
 pub mod strategy;
 pub mod summary;
 pub mod target;

@@ -10,6 +10,8 @@
 //! method = "POST"         # default POST
 //! body = '{"body":"{text}"}'   # {text}: the probe, {name}: the sender, both JSON-escaped
 //! content_type = "application/json"   # the default
+//! # or, instead of route/method/body/content_type, a Socket.IO event (exactly one of the two):
+//! # socketio = { namespace = "/chat", event = "say", body = '{"body":"{text}"}' }
 //! [socketio]              # optional: a Socket.IO event carrying each message
 //! namespace = "/chat"     # default "/"
 //! event = "chat"
@@ -46,17 +48,36 @@ pub struct Profile {
     pub poll: Option<PollDoor>,
 }
 
+/// How a probe is sent: an HTTP request (`route`, …) or a Socket.IO event (`socketio`), exactly
+/// one of the two.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SendDoor {
+    /// Empty when the send is a Socket.IO event.
+    #[serde(default)]
     pub route: String,
     #[serde(default = "post")]
     pub method: String,
     /// The request body; `{text}` becomes the probe text and `{name}` the sender's name, both
     /// escaped as JSON string contents.
+    #[serde(default)]
     pub body: String,
     #[serde(default = "json")]
     pub content_type: String,
+    /// The probe is sent as this Socket.IO event instead of an HTTP request.
+    #[serde(default)]
+    pub socketio: Option<SendEvent>,
+}
+
+/// A send by Socket.IO event: `body` (a JSON template, `{text}` and `{name}` as in the HTTP
+/// body) is the event's one argument, emitted in `namespace`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendEvent {
+    #[serde(default = "root")]
+    pub namespace: String,
+    pub event: String,
+    pub body: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -142,6 +163,7 @@ pub static PUSHPOLL: LazyLock<Arc<Profile>> = LazyLock::new(|| {
             method: post(),
             body: r#"{"name":"{name}","message":"{text}"}"#.into(),
             content_type: json(),
+            socketio: None,
         },
         socketio: Some(SocketioDoor {
             namespace: root(),
@@ -245,21 +267,51 @@ impl Profile {
                 ))
             }
         };
-        route("send.route", &self.send.route)?;
-        if http::Method::from_bytes(self.send.method.as_bytes()).is_err() {
+        if let Some(e) = &self.send.socketio {
+            if !self.send.route.is_empty() || !self.send.body.is_empty() {
+                return Err((
+                    "send.socketio",
+                    "is an alternative to the HTTP send: give either `send.socketio` or \
+                     `send.route`/`send.body`, not both"
+                        .into(),
+                ));
+            }
+            route("send.socketio.namespace", &e.namespace)?;
+            if e.event.is_empty() {
+                return Err(("send.socketio.event", "must not be empty".into()));
+            }
+            if !e.body.contains("{text}") {
+                return Err((
+                    "send.socketio.body",
+                    "must contain `{text}` (where the probe goes)".into(),
+                ));
+            }
+            if serde_json::from_str::<serde_json::Value>(&fill(&e.body, "n", "t")).is_err() {
+                return Err(("send.socketio.body", "is not a JSON template".into()));
+            }
+        } else if self.send.route.is_empty() {
             return Err((
-                "send.method",
-                format!("is not an HTTP method: `{}`", self.send.method),
+                "send.route",
+                "is missing: the send is `send.route` (HTTP) or `send.socketio` (an event)".into(),
             ));
         }
-        if !self.send.body.contains("{text}") {
-            return Err((
-                "send.body",
-                "must contain `{text}` (where the probe goes)".into(),
-            ));
-        }
-        if http::HeaderValue::from_str(&self.send.content_type).is_err() {
-            return Err(("send.content_type", "is not a header value".into()));
+        if self.send.socketio.is_none() {
+            route("send.route", &self.send.route)?;
+            if http::Method::from_bytes(self.send.method.as_bytes()).is_err() {
+                return Err((
+                    "send.method",
+                    format!("is not an HTTP method: `{}`", self.send.method),
+                ));
+            }
+            if !self.send.body.contains("{text}") {
+                return Err((
+                    "send.body",
+                    "must contain `{text}` (where the probe goes)".into(),
+                ));
+            }
+            if http::HeaderValue::from_str(&self.send.content_type).is_err() {
+                return Err(("send.content_type", "is not a header value".into()));
+            }
         }
         if let Some(s) = &self.socketio {
             route("socketio.namespace", &s.namespace)?;
@@ -291,15 +343,26 @@ impl Profile {
 
     /// The send request's body for probe `text` from sender `name`.
     pub fn send_body(&self, name: &str, text: &str) -> String {
-        let escape = |s: &str| {
-            let quoted = serde_json::to_string(s).unwrap_or_default();
-            quoted[1..quoted.len().saturating_sub(1).max(1)].to_string()
-        };
-        self.send
-            .body
-            .replace("{name}", &escape(name))
-            .replace("{text}", &escape(text))
+        fill(&self.send.body, name, text)
     }
+}
+
+impl SendEvent {
+    /// The event's argument (one JSON value) for probe `text` from sender `name`.
+    pub fn arg(&self, name: &str, text: &str) -> String {
+        fill(&self.body, name, text)
+    }
+}
+
+/// `template` with `{name}` and `{text}` replaced by the JSON-escaped strings.
+fn fill(template: &str, name: &str, text: &str) -> String {
+    let escape = |s: &str| {
+        let quoted = serde_json::to_string(s).unwrap_or_default();
+        quoted[1..quoted.len().saturating_sub(1).max(1)].to_string()
+    };
+    template
+        .replace("{name}", &escape(name))
+        .replace("{text}", &escape(text))
 }
 
 impl PollDoor {

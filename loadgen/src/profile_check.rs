@@ -16,7 +16,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::codec::engineio::{
-    EioPacket, SioPacket, decode_packet, decode_sio, encode_sio_connect, split_event_borrowed,
+    EioPacket, SioPacket, decode_packet, decode_sio, encode_sio_connect, encode_sio_event,
+    split_event_borrowed,
 };
 use crate::codec::sse::SseParser;
 use crate::counters::WireCounters;
@@ -156,6 +157,9 @@ async fn send(
     text: &str,
 ) -> Result<String, String> {
     let door = &profile.send;
+    if let Some(event) = &door.socketio {
+        return send_event(target, wire, event, text).await;
+    }
     let what = format!("{} {}", door.method, door.route);
     let body = bytes::Bytes::from(profile.send_body("profile-check", text));
     let method = Method::from_bytes(door.method.as_bytes()).unwrap_or(Method::POST);
@@ -183,6 +187,37 @@ async fn send(
             String::from_utf8_lossy(&answer[..answer.len().min(200)])
         ))
     }
+}
+
+/// The send door as a Socket.IO event: joins its namespace and writes the event (an emit has
+/// no answer: written is all the check can see; the receive doors show whether it arrived).
+async fn send_event(
+    target: &Arc<TargetAddr>,
+    wire: &Arc<WireCounters>,
+    event: &crate::profile::SendEvent,
+    text: &str,
+) -> Result<String, String> {
+    let what = format!("event `{}` in namespace `{}`", event.event, event.namespace);
+    let door = SocketioDoor {
+        namespace: event.namespace.clone(),
+        event: event.event.clone(),
+        text: String::new(),
+        id: None,
+    };
+    let mut ws = SioDoor::open(target, wire, &door, REQUEST_TIMEOUT)
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    let mut frame = String::new();
+    encode_sio_event(
+        &event.namespace,
+        &event.event,
+        &event.arg("profile-check", text),
+        &mut frame,
+    );
+    ws.send(frame).await.map_err(|e| format!("{what}: {e}"))?;
+    // The close follows the event on the same stream: the server reads the event first.
+    let _ = ws.ws.close(None).await;
+    Ok(format!("{what} written"))
 }
 
 /// The list's highest id before the message was sent (or its length, without ids).

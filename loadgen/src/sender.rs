@@ -125,6 +125,8 @@ struct SenderState {
     idle: Mutex<Vec<HttpConn>>,
     in_flight: AtomicUsize,
     payload_bytes: usize,
+    /// The sender's Socket.IO connection, when the profile sends by event.
+    events: tokio::sync::Mutex<Option<crate::sio_send::EventConn>>,
 }
 
 /// Sends every probe of `plans` at its intended instant, from a pacer thread, and returns once
@@ -146,6 +148,7 @@ pub async fn run_all(ctx: Arc<RunContext>, plans: Vec<SenderPlan>) {
                 .iter()
                 .find(|p| p.index as usize == i)
                 .map_or(0, |p| p.payload_bytes),
+            events: tokio::sync::Mutex::new(None),
         })
         .collect();
     let mut schedule: Vec<(Instant, u32, u64)> = plans
@@ -229,6 +232,11 @@ async fn post_probe(
     due: Instant,
 ) {
     let state = &states[sender as usize];
+    if ctx.target.profile.send.socketio.is_some() {
+        emit_probe(&ctx, state, sender, seq, due).await;
+        state.in_flight.fetch_sub(1, Relaxed);
+        return;
+    }
     let idle = state.idle.lock().map(|mut v| v.pop()).ok().flatten();
     let mut conn = idle.unwrap_or_else(|| {
         // Sender `j` posts to node `j mod K` (`--target URL1,URL2,…`).
@@ -272,6 +280,76 @@ async fn post_probe(
         None => {}
     }
     state.in_flight.fetch_sub(1, Relaxed);
+}
+
+/// One probe sent as the profile's Socket.IO event, on the sender's one connection (opened on
+/// the first send, again after a loss). Paced and recorded exactly like a POST; since an emit
+/// has no answer, the send is accepted when its frame is written to the socket, and failed when
+/// the socket cannot be opened or written (see [`crate::sio_send`]).
+async fn emit_probe(
+    ctx: &Arc<RunContext>,
+    state: &SenderState,
+    sender: u32,
+    seq: u64,
+    due: Instant,
+) {
+    let Some(event) = ctx.target.profile.send.socketio.clone() else {
+        return;
+    };
+    let ticket = ctx.recorder.begin_send(sender, seq, due);
+    let probe = Probe {
+        run_id: ctx.recorder.run_id(),
+        sender,
+        seq,
+        intended_ns: ticket.intended_ns,
+        sent_ns: ticket.sent_ns,
+    };
+    let mut text = String::with_capacity(state.payload_bytes.max(64));
+    probe.encode(state.payload_bytes, &mut text);
+    let mut frame = String::with_capacity(text.len() + 64);
+    crate::codec::engineio::encode_sio_event(
+        &event.namespace,
+        &event.event,
+        &event.arg(&state.name, &text),
+        &mut frame,
+    );
+    let emit = async {
+        // One connection per sender: its sends are written in order.
+        let mut slot = state.events.lock().await;
+        if !slot.as_ref().is_some_and(|c| c.is_open()) {
+            let node = ctx.nodes.for_index(sender as usize);
+            let conn = crate::sio_send::EventConn::open(
+                &node.target,
+                &node.sender_wire,
+                &event.namespace,
+                POST_TIMEOUT,
+                ctx.stop_sends.clone(),
+            )
+            .await?;
+            *slot = Some(conn);
+        }
+        ctx.counters.posts.fetch_add(1, Relaxed);
+        match slot.as_ref() {
+            Some(conn) => conn.write(frame).await,
+            None => Err(ErrorKind::Closed),
+        }
+    };
+    let outcome = tokio::select! {
+        r = emit => Some(r),
+        _ = ctx.stop_sends.cancelled() => None,
+    };
+    match outcome {
+        Some(Ok(())) => {
+            ctx.recorder
+                .end_send(sender, seq, PostStatus::Accepted, Instant::now());
+        }
+        Some(Err(kind)) => {
+            ctx.counters.error(kind);
+            ctx.recorder
+                .end_send(sender, seq, PostStatus::Failed, Instant::now());
+        }
+        None => {}
+    }
 }
 
 /// Posts one probe text as `name` (also used by the benches' one-at-a-time deliveries).
