@@ -7,7 +7,7 @@ use clap::Parser;
 use loadgen::cli::{Cli, Command};
 use loadgen::driver::run_strategy;
 use loadgen::scenario::{Scenario, StrategySpec};
-use support::chat_api::{ChatApiServer, PROFILE};
+use support::chat_api::{ChatApiServer, EVENT_PROFILE, PROFILE};
 use support::{assert_lossless, hooks, run, small_scenario};
 
 /// The small test scenario against `url`, with these flags parsed as the CLI does.
@@ -44,6 +44,72 @@ async fn a_profiled_server_is_measured_losslessly_through_socketio_sse_and_poll(
         .expect_err("no long-poll door")
         .to_string();
     assert!(err.contains("declares no long-poll door"), "{err}");
+}
+
+#[tokio::test]
+async fn probes_sent_as_a_socketio_event_are_delivered_losslessly() {
+    let server = ChatApiServer::start().await;
+    let scenario = scenario_with(&server.url(), &["--profile", EVENT_PROFILE]);
+    let mut sent = 0;
+    for spec in ["socketio", "poll@200ms"] {
+        let results = run(spec, &scenario).await;
+        assert_lossless(&results);
+        sent += results.delivery.probes_sent;
+    }
+    // Every probe (the measured ones, and those of warm-up and drain) came by event.
+    let (posted, said) = server.taken();
+    assert_eq!(posted, 0);
+    assert!(said >= sent, "{said} events for {sent} measured probes");
+}
+
+#[test]
+fn a_profile_sends_by_http_or_by_event_exactly_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let event = std::fs::read_to_string(EVENT_PROFILE).expect("profile");
+    let both = event.replace(
+        "[send]\n",
+        "[send]\nroute = \"/api/chat\"\nbody = '{\"body\":\"{text}\"}'\n",
+    );
+    let neither = event.replace("socketio = { namespace", "# socketio = { namespace");
+    let no_text = event.replace(
+        "event = \"say\", body = '{\"body\":\"{text}\"}'",
+        "event = \"say\", body = '{}'",
+    );
+    for (mistake, needle) in [
+        (both, "field `send.socketio`"),
+        (neither, "field `send.route` is missing"),
+        (no_text, "field `send.socketio.body`"),
+    ] {
+        assert_ne!(mistake, event, "{needle}: the mistake was made");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &mistake).expect("write");
+        let path = path.display().to_string();
+        let args = ["loadgen", "run", "--profile", &path];
+        let Command::Run(args) = Cli::try_parse_from(args).expect("parses").command else {
+            unreachable!("parsed `run`")
+        };
+        let err = args
+            .scenario
+            .to_scenario()
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn profile_check_sends_by_event() {
+    let server = ChatApiServer::start().await;
+    let (code, out) = profile_check(EVENT_PROFILE, &server.url()).await;
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "send      OK    event `say` in namespace `/chat` written",
+        "socketio  OK    event `chat` in namespace `/chat`: text at `/body`, id 1",
+        "sse       OK    GET /api/stream event `chat-msg`: text at `/body`, id 1",
+        "poll      OK    GET /api/chat?after=0: the message is in the list, id 1",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
 }
 
 #[tokio::test]

@@ -2,9 +2,11 @@
 //! `POST /api/chat` with `{"body": …}`; `GET /api/chat?after=SEQ` answers
 //! `{"items":[{"seq":…,"body":…}]}`; every message is emitted as Socket.IO event `chat` in
 //! namespace `/chat` (nothing on `/`), and as Server-Sent Event `chat-msg` on `GET /api/stream`.
-//! Described by `profiles/chat-api.toml`.
+//! Socket.IO event `say` with `{"body": …}` in `/chat` is taken as a POST is. Described by
+//! `profiles/chat-api.toml` (sends by POST) and `profiles/chat-api-event.toml` (by event `say`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
@@ -14,7 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::extract::SocketRef;
+use socketioxide::extract::{Data, SocketRef};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -24,15 +26,25 @@ pub const PROFILE: &str = concat!(
     "/tests/support/profiles/chat-api.toml"
 );
 
+/// The same server, its messages sent as Socket.IO event `say`.
+pub const EVENT_PROFILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/support/profiles/chat-api-event.toml"
+);
+
 #[derive(Clone)]
 struct App {
     items: Arc<Mutex<Vec<(u64, String)>>>,
     io: SocketIo,
     stream: tokio::sync::broadcast::Sender<Value>,
+    /// Messages taken by POST and by event `say`.
+    posted: Arc<AtomicU64>,
+    said: Arc<AtomicU64>,
 }
 
 pub struct ChatApiServer {
     addr: SocketAddr,
+    app: App,
     stop: CancellationToken,
 }
 
@@ -45,16 +57,30 @@ impl Drop for ChatApiServer {
 impl ChatApiServer {
     pub async fn start() -> ChatApiServer {
         let (layer, io) = SocketIo::builder().build_layer();
-        io.ns("/chat", |_socket: SocketRef| async {});
         let app = App {
             items: Arc::default(),
-            io,
+            io: io.clone(),
             stream: tokio::sync::broadcast::Sender::new(1024),
+            posted: Arc::default(),
+            said: Arc::default(),
         };
+        let on_connect = app.clone();
+        io.ns("/chat", move |socket: SocketRef| {
+            let app = on_connect.clone();
+            // Event `say` with `{"body": …}`: stored and broadcast as a POST is.
+            socket.on("say", move |Data(item): Data<NewItem>| {
+                let app = app.clone();
+                async move {
+                    app.said.fetch_add(1, Relaxed);
+                    store(&app, item.body).await;
+                }
+            });
+            async {}
+        });
         let router = Router::new()
             .route("/api/chat", get(list).post(post))
             .route("/api/stream", get(stream))
-            .with_state(app)
+            .with_state(app.clone())
             .layer(layer);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -66,7 +92,12 @@ impl ChatApiServer {
         tokio::spawn(async move {
             let _ = serve.await;
         });
-        ChatApiServer { addr, stop }
+        ChatApiServer { addr, app, stop }
+    }
+
+    /// Messages taken so far: (by POST, by event `say`).
+    pub fn taken(&self) -> (u64, u64) {
+        (self.app.posted.load(Relaxed), self.app.said.load(Relaxed))
     }
 
     /// `http://ADDR`, for `--target`.
@@ -97,18 +128,25 @@ struct NewItem {
 }
 
 async fn post(State(app): State<App>, Json(item): Json<NewItem>) -> Json<Value> {
+    app.posted.fetch_add(1, Relaxed);
+    let seq = store(&app, item.body).await;
+    Json(json!({ "seq": seq }))
+}
+
+/// Stores a message and hands it out through the Socket.IO and SSE doors.
+async fn store(app: &App, body: String) -> u64 {
     let seq = {
         let mut items = app.items.lock().unwrap_or_else(|p| p.into_inner());
         let seq = items.len() as u64 + 1;
-        items.push((seq, item.body.clone()));
+        items.push((seq, body.clone()));
         seq
     };
-    let message = json!({"seq": seq, "body": item.body});
+    let message = json!({"seq": seq, "body": body});
     let _ = app.stream.send(message.clone());
     if let Some(ns) = app.io.of("/chat") {
         let _ = ns.emit("chat", &message).await;
     }
-    Json(json!({ "seq": seq }))
+    seq
 }
 
 /// Every message from now on as event `chat-msg`.
