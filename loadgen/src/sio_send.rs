@@ -129,19 +129,14 @@ async fn keep(mut ws: Ws, mut writes: mpsc::Receiver<Write>, stop: CancellationT
     loop {
         tokio::select! {
             frame = ws.next() => match frame {
-                Some(Ok(Message::Text(t))) => match decode_packet(t.as_str()) {
-                    Ok(EioPacket::Ping(data)) => {
-                        if ws.send(Message::text(format!("3{data}"))).await.is_err() {
+                Some(Ok(Message::Text(t))) => match heard(t.as_str()) {
+                    Heard::End => return,
+                    Heard::Reply(pong) => {
+                        if ws.send(Message::text(pong)).await.is_err() {
                             return;
                         }
                     }
-                    Ok(EioPacket::Close) => return,
-                    Ok(EioPacket::Message(m)) => {
-                        if matches!(decode_sio(m), Ok(SioPacket::Disconnect { .. })) {
-                            return;
-                        }
-                    }
-                    _ => {}
+                    Heard::Nothing => {}
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {}
@@ -160,4 +155,24 @@ async fn keep(mut ws: Ws, mut writes: mpsc::Receiver<Write>, stop: CancellationT
         }
     }
     let _ = ws.close(None).await;
+}
+
+/// What a frame from the server asks of the socket's task.
+enum Heard {
+    Nothing,
+    /// Answer this (a pong).
+    Reply(String),
+    /// The server ended the session.
+    End,
+}
+
+fn heard(text: &str) -> Heard {
+    match decode_packet(text) {
+        Ok(EioPacket::Ping(data)) => Heard::Reply(format!("3{data}")),
+        Ok(EioPacket::Close) => Heard::End,
+        Ok(EioPacket::Message(m)) if matches!(decode_sio(m), Ok(SioPacket::Disconnect { .. })) => {
+            Heard::End
+        }
+        _ => Heard::Nothing,
+    }
 }
