@@ -509,6 +509,28 @@ text = "/body"
     }
 
     #[test]
+    fn a_send_by_event_parses_and_fills_its_argument() {
+        let by_event = CHAT_API.replace(
+            "route = \"/api/chat\"\nbody = '{\"body\":\"{text}\"}'\n",
+            "socketio = { event = \"say\", body = '{\"by\":\"{name}\",\"body\":\"{text}\"}' }\n",
+        );
+        let p = Profile::parse("p.toml", &by_event).expect("profile");
+        let event = p.send.socketio.expect("send by event");
+        assert_eq!(event.namespace, "/");
+        assert_eq!(event.event, "say");
+        assert_eq!(
+            event.arg("sender-1", "a \"b\""),
+            r#"{"by":"sender-1","body":"a \"b\""}"#
+        );
+        let not_json = by_event.replace("'{\"by\"", "'{by\"");
+        assert!(error_of(&not_json).contains("field `send.socketio.body` is not a JSON template"));
+        let bad_ns = by_event.replace("{ event", "{ namespace = \"chat\", event");
+        assert!(error_of(&bad_ns).contains("field `send.socketio.namespace`"));
+        let no_event = by_event.replace("event = \"say\", ", "");
+        assert!(error_of(&no_event).contains("missing field `event`"));
+    }
+
+    #[test]
     fn pointers_extract_lists_or_say_what_is_missing() {
         let p = Profile::parse("p.toml", CHAT_API).expect("profile");
         let door = p.poll.expect("poll");
