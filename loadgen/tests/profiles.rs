@@ -62,6 +62,64 @@ async fn probes_sent_as_a_socketio_event_are_delivered_losslessly() {
     assert!(said >= sent, "{said} events for {sent} measured probes");
 }
 
+/// Waits (up to 10 s, in 20 ms steps) for `done`; false if it never was.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+#[tokio::test]
+async fn a_lost_event_socket_fails_its_writes_and_a_new_one_sends() {
+    use loadgen::codec::engineio::encode_sio_event;
+    use loadgen::sio_send::EventConn;
+    let server = ChatApiServer::start().await;
+    let target =
+        loadgen::net::TargetAddr::new(server.addr(), &server.addr().to_string()).expect("target");
+    let wire = std::sync::Arc::new(loadgen::counters::WireCounters::default());
+    let open = || {
+        EventConn::open(
+            &target,
+            &wire,
+            "/chat",
+            std::time::Duration::from_secs(5),
+            tokio_util::sync::CancellationToken::new(),
+        )
+    };
+    let say = |text: &str| {
+        let mut frame = String::new();
+        encode_sio_event(
+            "/chat",
+            "say",
+            &format!(r#"{{"body":"{text}"}}"#),
+            &mut frame,
+        );
+        frame
+    };
+    let conn = open().await.expect("joins /chat");
+    conn.write(say("one")).await.expect("written");
+    assert!(eventually(|| server.taken() == (0, 1)).await);
+
+    server.disconnect_all().await;
+    assert!(eventually(|| !conn.is_open()).await, "the loss is noticed");
+    assert!(
+        conn.write(say("lost")).await.is_err(),
+        "a lost socket fails"
+    );
+
+    let again = open().await.expect("joins /chat again");
+    again.write(say("two")).await.expect("written");
+    assert!(eventually(|| server.taken() == (0, 2)).await);
+    assert!(
+        wire.up.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "counted"
+    );
+}
+
 #[test]
 fn a_profile_sends_by_http_or_by_event_exactly_one() {
     let dir = tempfile::tempdir().expect("tempdir");

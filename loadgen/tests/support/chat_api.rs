@@ -95,6 +95,17 @@ impl ChatApiServer {
         ChatApiServer { addr, app, stop }
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Ends every Socket.IO session in `/chat` (the clients' sockets are lost).
+    pub async fn disconnect_all(&self) {
+        if let Some(ns) = self.app.io.of("/chat") {
+            let _ = ns.disconnect().await;
+        }
+    }
+
     /// Messages taken so far: (by POST, by event `say`).
     pub fn taken(&self) -> (u64, u64) {
         (self.app.posted.load(Relaxed), self.app.said.load(Relaxed))
