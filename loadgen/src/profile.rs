@@ -11,7 +11,7 @@
 //! body = '{"body":"{text}"}'   # {text}: the probe, {name}: the sender, both JSON-escaped
 //! content_type = "application/json"   # the default
 //! # or, instead of route/method/body/content_type, a Socket.IO event (exactly one of the two):
-//! # socketio = { namespace = "/chat", event = "say", body = '{"body":"{text}"}' }
+//! # socketio = { namespace = "/chat", event = "say", body = '{"body":"{text}"}', ack = false }
 //! [socketio]              # optional: a Socket.IO event carrying each message
 //! namespace = "/chat"     # default "/"
 //! event = "chat"
@@ -78,6 +78,10 @@ pub struct SendEvent {
     pub namespace: String,
     pub event: String,
     pub body: String,
+    /// Ask the server to acknowledge each event: the send is accepted when the ack arrives
+    /// (within the POST deadline) instead of when the frame is written.
+    #[serde(default)]
+    pub ack: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -518,6 +522,7 @@ text = "/body"
         let event = p.send.socketio.expect("send by event");
         assert_eq!(event.namespace, "/");
         assert_eq!(event.event, "say");
+        assert!(!event.ack, "accepted when written unless `ack = true`");
         assert_eq!(
             event.arg("sender-1", "a \"b\""),
             r#"{"by":"sender-1","body":"a \"b\""}"#

@@ -284,8 +284,9 @@ async fn post_probe(
 
 /// One probe sent as the profile's Socket.IO event, on the sender's one connection (opened on
 /// the first send, again after a loss). Paced and recorded exactly like a POST; since an emit
-/// has no answer, the send is accepted when its frame is written to the socket, and failed when
-/// the socket cannot be opened or written (see [`crate::sio_send`]).
+/// has no answer, the send is accepted when its frame is written to the socket (with `ack =
+/// true`: when the server's ack arrives, within the POST deadline), and failed when the socket
+/// cannot be opened or written (see [`crate::sio_send`]).
 async fn emit_probe(
     ctx: &Arc<RunContext>,
     state: &SenderState,
@@ -314,24 +315,33 @@ async fn emit_probe(
         &mut frame,
     );
     let emit = async {
-        // One connection per sender: its sends are written in order.
-        let mut slot = state.events.lock().await;
-        if !slot.as_ref().is_some_and(|c| c.is_open()) {
-            let node = ctx.nodes.for_index(sender as usize);
-            let conn = crate::sio_send::EventConn::open(
-                &node.target,
-                &node.sender_wire,
-                &event.namespace,
-                POST_TIMEOUT,
-                ctx.stop_sends.clone(),
-            )
-            .await?;
-            *slot = Some(conn);
-        }
+        // One connection per sender, opened by the first send that finds none (or a lost one).
+        let conn = {
+            let mut slot = state.events.lock().await;
+            match slot.as_ref() {
+                Some(conn) if conn.is_open() => conn.clone(),
+                _ => {
+                    let node = ctx.nodes.for_index(sender as usize);
+                    let conn = crate::sio_send::EventConn::open(
+                        &node.target,
+                        &node.sender_wire,
+                        &event.namespace,
+                        POST_TIMEOUT,
+                        ctx.stop_sends.clone(),
+                    )
+                    .await?;
+                    *slot = Some(conn.clone());
+                    conn
+                }
+            }
+        };
         ctx.counters.posts.fetch_add(1, Relaxed);
-        match slot.as_ref() {
-            Some(conn) => conn.write(frame).await,
-            None => Err(ErrorKind::Closed),
+        if event.ack {
+            tokio::time::timeout(POST_TIMEOUT, conn.write_acked(frame, &event.namespace))
+                .await
+                .map_err(|_| ErrorKind::Timeout)?
+        } else {
+            conn.write(frame).await
         }
     };
     let outcome = tokio::select! {

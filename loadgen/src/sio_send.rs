@@ -5,8 +5,10 @@
 //!
 //! A Socket.IO emit has no answer, so an event send is *accepted* when its frame was written to
 //! the socket (handed to the kernel); a write that fails, or a socket already lost, is a failed
-//! send.
+//! send. With `ack = true` the event asks for an acknowledgement and is accepted only when the
+//! server's ack arrives (a socket lost first fails it).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +26,16 @@ use crate::net::{ClientStream, TargetAddr, connect_tcp};
 
 type Ws = tokio_tungstenite::WebSocketStream<ClientStream>;
 
-/// One frame to write and where to say whether it was written.
-type Write = (String, oneshot::Sender<bool>);
+/// One frame to write, where its ack id goes (if it asks for one), and where to say whether it
+/// was written (or acknowledged).
+struct Write {
+    frame: String,
+    ack_at: Option<usize>,
+    done: oneshot::Sender<bool>,
+}
 
-/// An open Socket.IO connection joined to the send namespace.
+/// An open Socket.IO connection joined to the send namespace (a handle: clones share it).
+#[derive(Clone)]
 pub struct EventConn {
     writes: mpsc::Sender<Write>,
 }
@@ -57,9 +65,26 @@ impl EventConn {
 
     /// Writes one Engine.IO frame; `Ok` once it is on the socket.
     pub async fn write(&self, frame: String) -> Result<(), ErrorKind> {
+        self.send(frame, None).await
+    }
+
+    /// Writes one event frame (from [`crate::codec::engineio::encode_sio_event`]) asking for an
+    /// ack; `Ok` once the server acknowledged it. `nsp` is the frame's namespace.
+    pub async fn write_acked(&self, frame: String, nsp: &str) -> Result<(), ErrorKind> {
+        // The ack id goes right after `42` and the namespace: `42/chat,7["say",…]`.
+        let mut prefix = String::new();
+        encode_sio_connect(nsp, &mut prefix);
+        self.send(frame, Some(prefix.len())).await
+    }
+
+    async fn send(&self, frame: String, ack_at: Option<usize>) -> Result<(), ErrorKind> {
         let (done, written) = oneshot::channel();
         self.writes
-            .send((frame, done))
+            .send(Write {
+                frame,
+                ack_at,
+                done,
+            })
             .await
             .map_err(|_| ErrorKind::Closed)?;
         match written.await {
@@ -126,6 +151,9 @@ async fn handshake(
 
 /// The socket's task: pongs, the sender's writes, and the end of the session.
 async fn keep(mut ws: Ws, mut writes: mpsc::Receiver<Write>, stop: CancellationToken) {
+    // Events waiting for their ack, by ack id.
+    let mut awaiting: HashMap<u64, oneshot::Sender<bool>> = HashMap::new();
+    let mut next_id: u64 = 0;
     loop {
         tokio::select! {
             frame = ws.next() => match frame {
@@ -136,15 +164,32 @@ async fn keep(mut ws: Ws, mut writes: mpsc::Receiver<Write>, stop: CancellationT
                             return;
                         }
                     }
+                    Heard::Ack(id) => {
+                        if let Some(done) = awaiting.remove(&id) {
+                            let _ = done.send(true);
+                        }
+                    }
                     Heard::Nothing => {}
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
                 Some(Ok(_)) => {}
             },
             write = writes.recv() => match write {
-                Some((frame, done)) => {
+                Some(Write { mut frame, ack_at, done }) => {
+                    let ack = ack_at.map(|at| {
+                        next_id += 1;
+                        frame.insert_str(at, &next_id.to_string());
+                        next_id
+                    });
                     let ok = ws.send(Message::text(frame)).await.is_ok();
-                    let _ = done.send(ok);
+                    match ack {
+                        Some(id) if ok => {
+                            awaiting.insert(id, done);
+                        }
+                        _ => {
+                            let _ = done.send(ok);
+                        }
+                    }
                     if !ok {
                         return;
                     }
@@ -162,6 +207,8 @@ enum Heard {
     Nothing,
     /// Answer this (a pong).
     Reply(String),
+    /// The server acknowledged the event with this ack id.
+    Ack(u64),
     /// The server ended the session.
     End,
 }
@@ -173,6 +220,10 @@ fn heard(text: &str) -> Heard {
         Ok(EioPacket::Message(m)) if matches!(decode_sio(m), Ok(SioPacket::Disconnect { .. })) => {
             Heard::End
         }
+        Ok(EioPacket::Message(m)) => match decode_sio(m) {
+            Ok(SioPacket::Ack { ack, .. }) => Heard::Ack(ack),
+            _ => Heard::Nothing,
+        },
         _ => Heard::Nothing,
     }
 }

@@ -60,6 +60,19 @@ async fn probes_sent_as_a_socketio_event_are_delivered_losslessly() {
     let (posted, said) = server.taken();
     assert_eq!(posted, 0);
     assert!(said >= sent, "{said} events for {sent} measured probes");
+
+    // With `ack = true` each event asks for an ack and is accepted when it arrives.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acked = std::fs::read_to_string(EVENT_PROFILE)
+        .expect("profile")
+        .replace("{text}\"}' }", "{text}\"}', ack = true }");
+    let path = dir.path().join("acked.toml");
+    std::fs::write(&path, acked).expect("write");
+    let path = path.display().to_string();
+    let scenario = scenario_with(&server.url(), &["--profile", &path]);
+    let results = run("socketio", &scenario).await;
+    assert_lossless(&results);
+    assert_eq!(server.taken().0, 0);
 }
 
 /// Waits (up to 10 s, in 20 ms steps) for `done`; false if it never was.
@@ -114,6 +127,12 @@ async fn a_lost_event_socket_fails_its_writes_and_a_new_one_sends() {
     let again = open().await.expect("joins /chat again");
     again.write(say("two")).await.expect("written");
     assert!(eventually(|| server.taken() == (0, 2)).await);
+    // Acknowledged: the server had taken it when the ack came.
+    again
+        .write_acked(say("three"), "/chat")
+        .await
+        .expect("acknowledged");
+    assert_eq!(server.taken(), (0, 3));
     assert!(
         wire.up.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "counted"

@@ -2,7 +2,8 @@
 //! `POST /api/chat` with `{"body": …}`; `GET /api/chat?after=SEQ` answers
 //! `{"items":[{"seq":…,"body":…}]}`; every message is emitted as Socket.IO event `chat` in
 //! namespace `/chat` (nothing on `/`), and as Server-Sent Event `chat-msg` on `GET /api/stream`.
-//! Socket.IO event `say` with `{"body": …}` in `/chat` is taken as a POST is. Described by
+//! Socket.IO event `say` with `{"body": …}` in `/chat` is taken as a POST is (and acknowledged
+//! with `{"seq": …}` when the client asks for an ack). Described by
 //! `profiles/chat-api.toml` (sends by POST) and `profiles/chat-api-event.toml` (by event `say`).
 
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
-use socketioxide::extract::{Data, SocketRef};
+use socketioxide::extract::{AckSender, Data, SocketRef};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -68,11 +69,13 @@ impl ChatApiServer {
         io.ns("/chat", move |socket: SocketRef| {
             let app = on_connect.clone();
             // Event `say` with `{"body": …}`: stored and broadcast as a POST is.
-            socket.on("say", move |Data(item): Data<NewItem>| {
+            socket.on("say", move |Data(item): Data<NewItem>, ack: AckSender| {
                 let app = app.clone();
                 async move {
                     app.said.fetch_add(1, Relaxed);
-                    store(&app, item.body).await;
+                    let seq = store(&app, item.body).await;
+                    // Answered only when the client asked for an ack.
+                    let _ = ack.send(&json!({ "seq": seq }));
                 }
             });
             async {}
