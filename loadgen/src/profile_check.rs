@@ -214,10 +214,35 @@ async fn send_event(
         &event.arg("profile-check", text),
         &mut frame,
     );
+    if event.ack {
+        // Ack id 1, right after `42` and the namespace.
+        let mut prefix = String::new();
+        encode_sio_connect(&event.namespace, &mut prefix);
+        frame.insert(prefix.len(), '1');
+    }
     ws.send(frame).await.map_err(|e| format!("{what}: {e}"))?;
+    let verdict = if event.ack {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let Some(t) = ws.next_text(deadline).await else {
+                break Err(format!("{what}: no ack within {REQUEST_TIMEOUT:?}"));
+            };
+            match decode_packet(&t) {
+                Ok(EioPacket::Ping(data)) => ws.send(format!("3{data}")).await?,
+                Ok(EioPacket::Message(m)) => {
+                    if let Ok(SioPacket::Ack { ack: 1, args, .. }) = decode_sio(m) {
+                        break Ok(format!("{what} acknowledged: {args}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+    } else {
+        Ok(format!("{what} written"))
+    };
     // The close follows the event on the same stream: the server reads the event first.
     let _ = ws.ws.close(None).await;
-    Ok(format!("{what} written"))
+    verdict
 }
 
 /// The list's highest id before the message was sent (or its length, without ids).

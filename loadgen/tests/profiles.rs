@@ -187,6 +187,17 @@ async fn profile_check_sends_by_event() {
     ] {
         assert!(out.contains(line), "{line}\n{out}");
     }
+    // With `ack = true` the check waits for the server's ack.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let acked = std::fs::read_to_string(EVENT_PROFILE)
+        .expect("profile")
+        .replace("{text}\"}' }", "{text}\"}', ack = true }");
+    let path = dir.path().join("acked.toml");
+    std::fs::write(&path, acked).expect("write");
+    let (code, out) = profile_check(&path.display().to_string(), &server.url()).await;
+    assert_eq!(code, 0, "{out}");
+    let line = "send      OK    event `say` in namespace `/chat` acknowledged: [{\"seq\":2}]";
+    assert!(out.contains(line), "{line}\n{out}");
 }
 
 #[tokio::test]
