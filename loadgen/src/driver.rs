@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{Receiver, RunContext};
 use crate::control::{self, ControlError, DeathNote};
 use crate::counters::CounterSnapshot;
-use crate::local_pid;
 use crate::loop_lag::LoopLag;
 use crate::net::{HttpConn, TargetAddr};
 use crate::progress::{self, Phase};
@@ -165,23 +164,7 @@ async fn start_server(
         Some(url) => {
             let parsed = TargetUrl::parse(url)?;
             let addr = parsed.resolve(scenario.allow_remote).await?;
-            let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
-            let target = crate::access::reach(
-                target,
-                &parsed.host,
-                parsed.tls,
-                &scenario.access,
-                &scenario.safety,
-            )
-            .await?;
-            // A local server other than this process (an in-process test server would be
-            // counted twice) is measured from /proc, like a spawned child.
-            let pid = addr
-                .ip()
-                .is_loopback()
-                .then(|| local_pid::pid_listening_on(addr.port()))
-                .flatten()
-                .filter(|pid| *pid != std::process::id());
+            let (target, pid) = crate::nodes::reach(&parsed, addr, scenario).await?;
             let server = Server::Remote {
                 url: url.clone(),
                 pid,

@@ -66,15 +66,7 @@ pub async fn reach_all(
     }
     let mut nodes = Vec::new();
     for (url, parsed, addr) in resolved {
-        let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
-        let target = crate::access::reach(
-            target,
-            &parsed.host,
-            parsed.tls,
-            &scenario.access,
-            &scenario.safety,
-        )
-        .await?;
+        let (target, pid) = reach(&parsed, addr, scenario).await?;
         // One refusal guard for the run, as with one target: 429s and 5xx of every node count.
         let target = match nodes.first() {
             Some(NodeTarget { target: first, .. }) => {
@@ -84,16 +76,36 @@ pub async fn reach_all(
             }
             None => target,
         };
-        // A local node other than this process is measured from /proc, as a single target is.
-        let pid = addr
-            .ip()
-            .is_loopback()
-            .then(|| crate::local_pid::pid_listening_on(addr.port()))
-            .flatten()
-            .filter(|pid| *pid != std::process::id());
         nodes.push(NodeTarget { url, target, pid });
     }
     Ok(nodes)
+}
+
+/// Reaches one resolved `--target` (a single one, or one node of a list): its address with the
+/// scenario's access (TLS, headers, login, profile), and the pid to measure it by when it is a
+/// local process. A process other than this one only: an in-process test server would be
+/// counted twice.
+pub async fn reach(
+    parsed: &TargetUrl,
+    addr: SocketAddr,
+    scenario: &Scenario,
+) -> Result<(TargetAddr, Option<u32>), crate::driver::RunError> {
+    let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
+    let target = crate::access::reach(
+        target,
+        &parsed.host,
+        parsed.tls,
+        &scenario.access,
+        &scenario.safety,
+    )
+    .await?;
+    let pid = addr
+        .ip()
+        .is_loopback()
+        .then(|| crate::local_pid::pid_listening_on(addr.port()))
+        .flatten()
+        .filter(|pid| *pid != std::process::id());
+    Ok((target, pid))
 }
 
 /// One node's live tallies.
