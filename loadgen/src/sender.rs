@@ -223,6 +223,28 @@ fn wait_precisely(due: std::time::Instant, ctx: &RunContext) -> bool {
     }
 }
 
+/// Starts probe `seq` of `sender`, whichever way it is sent: fixes its send instant and the
+/// receivers it is owed to (`Recorder::begin_send`) and encodes its text.
+fn begin_probe(
+    ctx: &RunContext,
+    payload_bytes: usize,
+    sender: u32,
+    seq: u64,
+    due: Instant,
+) -> String {
+    let ticket = ctx.recorder.begin_send(sender, seq, due);
+    let probe = Probe {
+        run_id: ctx.recorder.run_id(),
+        sender,
+        seq,
+        intended_ns: ticket.intended_ns,
+        sent_ns: ticket.sent_ns,
+    };
+    let mut text = String::with_capacity(payload_bytes.max(64));
+    probe.encode(payload_bytes, &mut text);
+    text
+}
+
 /// One probe's POST, on an idle connection of its sender (or a new one).
 async fn post_probe(
     ctx: Arc<RunContext>,
@@ -243,16 +265,7 @@ async fn post_probe(
         let node = ctx.nodes.for_index(sender as usize);
         HttpConn::new(node.target.clone(), node.sender_wire.clone())
     });
-    let ticket = ctx.recorder.begin_send(sender, seq, due);
-    let probe = Probe {
-        run_id: ctx.recorder.run_id(),
-        sender,
-        seq,
-        intended_ns: ticket.intended_ns,
-        sent_ns: ticket.sent_ns,
-    };
-    let mut text = String::with_capacity(state.payload_bytes.max(64));
-    probe.encode(state.payload_bytes, &mut text);
+    let text = begin_probe(&ctx, state.payload_bytes, sender, seq, due);
     let outcome = tokio::select! {
         r = post(&mut conn, &ctx, &state.name, &text) => Some(r),
         // The run closed: the POST stays unanswered (the recorder counts it as lost).
@@ -297,16 +310,7 @@ async fn emit_probe(
     let Some(event) = ctx.target.profile.send.socketio.clone() else {
         return;
     };
-    let ticket = ctx.recorder.begin_send(sender, seq, due);
-    let probe = Probe {
-        run_id: ctx.recorder.run_id(),
-        sender,
-        seq,
-        intended_ns: ticket.intended_ns,
-        sent_ns: ticket.sent_ns,
-    };
-    let mut text = String::with_capacity(state.payload_bytes.max(64));
-    probe.encode(state.payload_bytes, &mut text);
+    let text = begin_probe(ctx, state.payload_bytes, sender, seq, due);
     let mut frame = String::with_capacity(text.len() + 64);
     crate::codec::engineio::encode_sio_event(
         &event.namespace,
