@@ -148,16 +148,12 @@ pub fn planned_request_rate(scenario: &Scenario, spec: &StrategySpec) -> (f64, S
 
 /// Refuses a `--target` run planning more requests per second than its ceiling.
 pub fn check_request_rate(scenario: &Scenario, spec: &StrategySpec) -> Result<(), SafetyError> {
-    if scenario.target.is_none() {
-        // The chat server this tool starts for itself is ours to load.
+    let Some(ceiling) = ceiling(
+        scenario,
+        scenario.safety.max_request_rate,
+        DEFAULT_MAX_REQUEST_RATE,
+    ) else {
         return Ok(());
-    }
-    // The default protects servers off this machine: it applies once `--allow-remote` lets the
-    // target be one. A ceiling given by name applies to any target.
-    let ceiling = match scenario.safety.max_request_rate {
-        Some(ceiling) => ceiling,
-        None if scenario.allow_remote => DEFAULT_MAX_REQUEST_RATE,
-        None => return Ok(()),
     };
     let (planned, why) = planned_request_rate(scenario, spec);
     if planned > ceiling {
@@ -173,13 +169,12 @@ pub fn check_request_rate(scenario: &Scenario, spec: &StrategySpec) -> Result<()
 /// Refuses a `--target` run whose connect ramp is faster than its ceiling (by default only
 /// once `--allow-remote` lets the target be another machine, as for the request rate).
 pub fn check_connect_rate(scenario: &Scenario) -> Result<(), SafetyError> {
-    if scenario.target.is_none() {
+    let Some(ceiling) = ceiling(
+        scenario,
+        scenario.safety.max_connect_rate,
+        DEFAULT_MAX_CONNECT_RATE,
+    ) else {
         return Ok(());
-    }
-    let ceiling = match scenario.safety.max_connect_rate {
-        Some(ceiling) => ceiling,
-        None if scenario.allow_remote => DEFAULT_MAX_CONNECT_RATE,
-        None => return Ok(()),
     };
     if scenario.connect_rate > ceiling {
         return Err(SafetyError::TooFastRamp {
@@ -188,6 +183,14 @@ pub fn check_connect_rate(scenario: &Scenario) -> Result<(), SafetyError> {
         });
     }
     Ok(())
+}
+
+/// The ceiling that holds for this run: none for the chat server this tool starts for itself
+/// (ours to load); one given by name on any target; else `default`, once `--allow-remote` lets
+/// the target be a server off this machine.
+fn ceiling(scenario: &Scenario, given: Option<f64>, default: f64) -> Option<f64> {
+    scenario.target.as_ref()?;
+    given.or(scenario.allow_remote.then_some(default))
 }
 
 /// Counts the target's answers and trips when too many are `429` or `5xx`.
