@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use chat_server::MessageLog;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use loadgen::codec::engineio::{
+use loadgen::strategy::Item;
+use pushpoll_wire::engineio::{
     EioPacket, SioPacket, decode_packet, decode_payload, decode_sio, encode_payload,
     encode_sio_event, split_event_borrowed,
 };
-use loadgen::codec::probe::{Probe, find_probes};
-use loadgen::codec::sse::SseParser;
-use loadgen::strategy::Item;
+use pushpoll_wire::probe::{Probe, find_probes};
+use pushpoll_wire::sse::SseParser;
 
 /// Probe texts are padded to this size, as `loadgen run` does by default.
 const PROBE_BYTES: usize = 100;

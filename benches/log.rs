@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chat_server::MessageLog;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use loadgen::codec::probe::Probe;
+use pushpoll_wire::probe::Probe;
 
 /// A realistic chat message: a load generator probe padded to 100 bytes.
 fn probe_text() -> String {

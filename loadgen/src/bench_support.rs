@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::probe::Probe;
 use crate::context::{Receiver, RunContext};
 use crate::control::{self, ControlError};
 use crate::net::{HttpConn, HttpError, TargetAddr};
@@ -25,6 +24,7 @@ use crate::recorder::{PostStatus, Recorder};
 use crate::resources::{self, LimitError};
 use crate::scenario::{PollMode, StrategySpec};
 use crate::strategy::{PollConfig, Poller, Strategy, UnsupportedStrategy};
+use pushpoll_wire::probe::Probe;
 
 /// Probes one fleet can send (bounds the recorder's table: 24 bytes each).
 pub const PROBE_CAPACITY: u64 = 200_000;

@@ -450,42 +450,11 @@ pub struct ServeChatArgs {
     pub config: chat_server::Config,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Server(#[from] chat_server::ServerError),
-}
-
-/// `loadgen serve-chat`: binds, prints `chat-server listening on http://ADDR` (the line the
-/// parent waits for), serves until Ctrl-C or until standard input closes (the parent's lifeline:
-/// if the generator dies, its child does not linger).
-pub async fn serve_chat(args: ServeChatArgs) -> Result<(), ServeError> {
-    let addr = args.config.addr;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
-    let scheme = if args.config.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    println!("chat-server listening on {scheme}://{bound}");
-    let shutdown = async {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = stdin_closed() => {}
-        }
-    };
-    chat_server::run(listener, args.config, shutdown).await?;
-    Ok(())
+/// `loadgen serve-chat`: the chat server process exactly as `chat-server` runs it
+/// ([`chat_server::process::serve`]), which also stops when standard input closes (the parent's
+/// lifeline: if the generator dies, its child does not linger).
+pub async fn serve_chat(args: ServeChatArgs) -> Result<(), chat_server::process::ProcessError> {
+    chat_server::process::serve(args.config, stdin_closed()).await
 }
 
 async fn stdin_closed() {

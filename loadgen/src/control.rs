@@ -170,14 +170,6 @@ async fn has_event_stream(conn: &mut HttpConn) -> Result<bool, HttpError> {
     Ok(is_stream)
 }
 
-/// The value of an unlabelled Prometheus sample `name` in a text exposition.
-pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (metric, value) = l.split_once(char::is_whitespace)?;
-        (metric == name).then(|| value.split_whitespace().next()?.parse().ok())?
-    })
-}
-
 /// What the target's /metrics said about its process, if it says anything.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ServerMetrics {
@@ -188,8 +180,9 @@ pub struct ServerMetrics {
 impl ServerMetrics {
     fn parse(text: &str) -> ServerMetrics {
         ServerMetrics {
-            cpu_seconds: metric_value(text, "process_cpu_seconds_total"),
-            rss_bytes: metric_value(text, "process_resident_memory_bytes").map(|v| v as u64),
+            cpu_seconds: pushpoll_wire::prometheus::sample(text, "process_cpu_seconds_total"),
+            rss_bytes: pushpoll_wire::prometheus::sample(text, "process_resident_memory_bytes")
+                .map(|v| v as u64),
         }
     }
 }
@@ -312,17 +305,20 @@ mod tests {
         fn any_metrics_text_reads_or_is_ignored(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
             let text = String::from_utf8_lossy(&bytes);
             let _ = ServerMetrics::parse(&text);
-            let _ = metric_value(&text, "process_cpu_seconds_total");
+            let _ = pushpoll_wire::prometheus::sample(&text, "process_cpu_seconds_total");
         }
     }
 
     #[test]
     fn reads_unlabelled_prometheus_samples() {
         let text = "# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.25\nprocess_resident_memory_bytes 2.5e7\nfoo{a=\"b\"} 3\n";
-        assert_eq!(metric_value(text, "process_cpu_seconds_total"), Some(1.25));
+        assert_eq!(
+            pushpoll_wire::prometheus::sample(text, "process_cpu_seconds_total"),
+            Some(1.25)
+        );
         let m = ServerMetrics::parse(text);
         assert_eq!(m.rss_bytes, Some(25_000_000));
-        assert_eq!(metric_value(text, "foo"), None);
-        assert_eq!(metric_value(text, "process_cpu"), None);
+        assert_eq!(pushpoll_wire::prometheus::sample(text, "foo"), None);
+        assert_eq!(pushpoll_wire::prometheus::sample(text, "process_cpu"), None);
     }
 }

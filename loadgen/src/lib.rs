@@ -3,7 +3,7 @@
 //! and the CPU and memory it all cost.
 //!
 //! # Layout
-//! - [`codec`]: pure codecs: probe messages, Engine.IO / Socket.IO packets, SSE parsing.
+//! - The codecs (probe, Engine.IO / Socket.IO, SSE) and the counting stream live in `pushpoll_wire`.
 //! - [`scenario`]: the validated scenario and strategy specs (`poll@1s`, `socketio`, …).
 //! - [`results`]: the result schema behind `results.json` and every report.
 //! - [`cli`]: the command line (`loadgen run`, the hidden `serve-chat`).
@@ -32,7 +32,6 @@ pub mod bench_support;
 pub mod bootstrap;
 pub mod capacity;
 pub mod cli;
-pub mod codec;
 pub mod compare;
 pub mod context;
 pub mod control;

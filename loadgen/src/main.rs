@@ -20,17 +20,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG`. By default `serve-chat` logs as `chat-server` does
-/// (info), so a child server's stderr tail in a report holds its log; the generator's own
-/// commands say only what went wrong (warn), beside their progress bar.
+/// Logs to stderr, filtered by `RUST_LOG`. `serve-chat` logs exactly as `chat-server` does, so a
+/// child server's stderr tail in a report holds its log; the generator's own commands say only
+/// what went wrong (warn), beside their progress bar.
 fn init_logging(command: &Command) {
-    let default = match command {
-        Command::ServeChat(_) => "info",
-        _ => "warn",
-    };
+    if let Command::ServeChat(_) = command {
+        chat_server::process::init_logging();
+        return;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -15,14 +15,14 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::codec::engineio::{
-    EioPacket, SioPacket, decode_packet, decode_sio, encode_sio_connect, encode_sio_event,
-    split_event_borrowed,
-};
-use crate::codec::sse::SseParser;
 use crate::counters::WireCounters;
 use crate::net::{HttpConn, TargetAddr, collect_body, connect_tcp};
 use crate::profile::{PollDoor, Profile, SocketioDoor, SseDoor, extract, extract_list};
+use pushpoll_wire::engineio::{
+    EioPacket, SioPacket, decode_packet, decode_sio, encode_sio_connect, encode_sio_event,
+    split_event_borrowed,
+};
+use pushpoll_wire::sse::SseParser;
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ProfileCommand {

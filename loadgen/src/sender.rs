@@ -23,12 +23,12 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use crate::codec::probe::Probe;
 use crate::context::RunContext;
 use crate::counters::ErrorKind;
 use crate::net::{HttpConn, HttpError, collect_body};
 use crate::recorder::PostStatus;
 use crate::scenario::Arrivals;
+use pushpoll_wire::probe::Probe;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -312,7 +312,7 @@ async fn emit_probe(
     };
     let text = begin_probe(ctx, state.payload_bytes, sender, seq, due);
     let mut frame = String::with_capacity(text.len() + 64);
-    crate::codec::engineio::encode_sio_event(
+    pushpoll_wire::engineio::encode_sio_event(
         &event.namespace,
         &event.event,
         &event.arg(&state.name, &text),

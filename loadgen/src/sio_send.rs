@@ -19,10 +19,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::engineio::{EioPacket, SioPacket, decode_packet, decode_sio, encode_sio_connect};
 use crate::counters::ErrorKind;
 use crate::counters::WireCounters;
 use crate::net::{ClientStream, TargetAddr, connect_tcp};
+use pushpoll_wire::engineio::{
+    EioPacket, SioPacket, decode_packet, decode_sio, encode_sio_connect,
+};
 
 type Ws = tokio_tungstenite::WebSocketStream<ClientStream>;
 
@@ -68,7 +70,7 @@ impl EventConn {
         self.send(frame, None).await
     }
 
-    /// Writes one event frame (from [`crate::codec::engineio::encode_sio_event`]) asking for an
+    /// Writes one event frame (from [`pushpoll_wire::engineio::encode_sio_event`]) asking for an
     /// ack; `Ok` once the server acknowledged it. `nsp` is the frame's namespace.
     pub async fn write_acked(&self, frame: String, nsp: &str) -> Result<(), ErrorKind> {
         // The ack id goes right after `42` and the namespace: `42/chat,7["say",…]`.

@@ -12,6 +12,8 @@
 //! - `accept`, `connection`, `reserve`, `body_deadline`, [`limits`]: serving connections under
 //!   the limits (timeouts, connection cap, HTTP/2 streams and buffers; README "Limits").
 //! - [`broker`]: the log shared by several nodes through Redis (`--redis`).
+//! - [`process`]: the server as a process (logging, bind, announce, serve until a signal), for
+//!   `chat-server` and the load generator's child alike.
 //! - `server`: [`connect`] (the log, in memory or on Redis), [`run`], [`spawn`] and graceful
 //!   shutdown; `signal`: [`shutdown_signal`].
 
@@ -29,6 +31,7 @@ pub mod log;
 mod malformed;
 pub mod metrics;
 pub mod net;
+pub mod process;
 mod rate;
 mod reserve;
 mod routes;

@@ -3,18 +3,16 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use prometheus::IntCounter;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use pushpoll_wire::count::{ByteTally, CountingStream};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::metrics::Metrics;
 
 /// A `TcpListener` that sets socket options on each accepted stream and wraps it in a
-/// [`CountingStream`].
+/// [`CountedStream`].
 pub struct CountingListener {
     inner: TcpListener,
     accepted: IntCounter,
@@ -58,7 +56,7 @@ pub fn set_keepalive(stream: &TcpStream, idle: Duration) -> io::Result<()> {
 }
 
 impl axum::serve::Listener for CountingListener {
-    type Io = CountingStream<TcpStream>;
+    type Io = CountedStream<TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -74,7 +72,7 @@ impl axum::serve::Listener for CountingListener {
                         tracing::debug!(%peer, "could not set TCP keepalive: {e}");
                     }
                     self.accepted.inc();
-                    let io = CountingStream::new(stream, self.received.clone(), self.sent.clone());
+                    let io = counted(stream, self.received.clone(), self.sent.clone());
                     return (io, peer);
                 }
                 Err(e) if is_per_connection(&e) => {}
@@ -103,23 +101,6 @@ fn is_per_connection(e: &io::Error) -> bool {
     )
 }
 
-/// Where a [`CountingStream`] adds the bytes it moves. The server tallies into Prometheus
-/// counters; the load generator, which counts the other end of the same connections, into its
-/// own atomics — one stream type, so both sides count the same way.
-pub trait ByteTally {
-    fn add_read(&self, n: u64);
-    fn add_written(&self, n: u64);
-}
-
-impl<T: ByteTally + ?Sized> ByteTally for std::sync::Arc<T> {
-    fn add_read(&self, n: u64) {
-        (**self).add_read(n)
-    }
-    fn add_written(&self, n: u64) {
-        (**self).add_written(n)
-    }
-}
-
 /// The server's tally: bytes received and sent, as two Prometheus counters.
 #[derive(Clone)]
 pub struct CounterPair {
@@ -136,75 +117,12 @@ impl ByteTally for CounterPair {
     }
 }
 
-/// A stream that adds every byte read and written to a [`ByteTally`].
-pub struct CountingStream<S, T = CounterPair> {
-    inner: S,
-    tally: T,
-}
+/// A server connection, counted into its [`CounterPair`].
+pub type CountedStream<S> = CountingStream<S, CounterPair>;
 
-impl<S> CountingStream<S, CounterPair> {
-    pub fn new(inner: S, received: IntCounter, sent: IntCounter) -> Self {
-        CountingStream::with_tally(inner, CounterPair { received, sent })
-    }
-}
-
-impl<S, T: ByteTally> CountingStream<S, T> {
-    pub fn with_tally(inner: S, tally: T) -> Self {
-        CountingStream { inner, tally }
-    }
-}
-
-impl<S: AsyncRead + Unpin, T: ByteTally + Unpin> AsyncRead for CountingStream<S, T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = result {
-            self.tally.add_read((buf.filled().len() - before) as u64);
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite + Unpin, T: ByteTally + Unpin> AsyncWrite for CountingStream<S, T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = result {
-            self.tally.add_written(n as u64);
-        }
-        result
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Ok(n)) = result {
-            self.tally.add_written(n as u64);
-        }
-        result
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
+/// Wraps `inner` so its bytes are added to `received` and `sent`.
+pub fn counted<S>(inner: S, received: IntCounter, sent: IntCounter) -> CountedStream<S> {
+    CountingStream::new(inner, CounterPair { received, sent })
 }
 
 #[cfg(test)]
@@ -241,7 +159,7 @@ mod tests {
         let (a, mut b) = tokio::io::duplex(64);
         let received = IntCounter::new("r", "r").expect("valid");
         let sent = IntCounter::new("s", "s").expect("valid");
-        let mut counted = CountingStream::new(a, received.clone(), sent.clone());
+        let mut counted = counted(a, received.clone(), sent.clone());
         counted.write_all(b"hello").await.expect("write");
         b.write_all(b"abc").await.expect("write");
         let mut buf = [0u8; 3];

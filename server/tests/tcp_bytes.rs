@@ -5,7 +5,7 @@ mod common;
 
 use std::net::SocketAddr;
 
-use chat_server::net::CountingStream;
+use chat_server::net::counted;
 use futures_util::{SinkExt, StreamExt};
 use prometheus::IntCounter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,7 +44,7 @@ async fn byte_counters_match_what_the_client_saw() {
     let up = IntCounter::new("up", "client bytes sent").expect("counter");
     let down = IntCounter::new("down", "client bytes received").expect("counter");
     let tcp = TcpStream::connect(addr).await.expect("connect");
-    let mut http = CountingStream::new(tcp, down.clone(), up.clone());
+    let mut http = counted(tcp, down.clone(), up.clone());
     let body = r#"{"name":"ann","message":"count me"}"#;
     let request = format!(
         "POST /messages HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -56,7 +56,7 @@ async fn byte_counters_match_what_the_client_saw() {
     assert!(response.starts_with(b"HTTP/1.1 201"));
 
     let tcp = TcpStream::connect(addr).await.expect("connect");
-    let counted = CountingStream::new(tcp, down.clone(), up.clone());
+    let counted = counted(tcp, down.clone(), up.clone());
     let (mut ws, _) = tokio_tungstenite::client_async(
         format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"),
         counted,

@@ -1,16 +1,17 @@
-//! A TCP stream that adds every byte it reads or writes to shared counters, so the bytes on the
-//! wire (headers, bodies, frames, handshakes) are measured where they cross the socket.
+//! The generator's connections count every byte they read or write (headers, bodies, frames,
+//! handshakes, TLS records) where it crosses the socket, with the same stream type the server
+//! counts its side with ([`pushpoll_wire::count`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use chat_server::net::ByteTally;
+use pushpoll_wire::count::ByteTally;
 
 use crate::counters::WireCounters;
 
-/// The generator's connections: the server's counting stream, tallied into [`WireCounters`]
-/// (writes are client → server, `up`; reads are server → client, `down`).
-pub type CountingStream<S> = chat_server::net::CountingStream<S, Arc<WireCounters>>;
+/// A counted stream, tallied into [`WireCounters`] (writes are client → server, `up`; reads are
+/// server → client, `down`).
+pub type CountingStream<S> = pushpoll_wire::count::CountingStream<S, Arc<WireCounters>>;
 
 impl ByteTally for WireCounters {
     fn add_read(&self, n: u64) {
@@ -36,7 +37,7 @@ mod tests {
     async fn counts_both_directions() {
         let (a, mut b) = tokio::io::duplex(64);
         let wire = Arc::new(WireCounters::default());
-        let mut s = CountingStream::with_tally(a, wire.clone());
+        let mut s = CountingStream::new(a, wire.clone());
         s.write_all(b"hello").await.expect("write");
         b.write_all(b"abc").await.expect("write");
         let mut buf = [0u8; 3];

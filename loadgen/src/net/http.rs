@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use super::CountingStream;
 use crate::access::ClientAccess;
 use crate::counters::{ErrorKind, WireCounters};
+use pushpoll_wire::headers::LATEST_ID_HEADER;
 
 /// Read buffer of a client's HTTP connection.
 const READ_BUFFER_BYTES: usize = 4096;
@@ -140,7 +141,7 @@ fn tls_hint(e: &std::io::Error) -> &'static str {
 }
 
 /// A client connection: TLS or plain over a counted TCP stream (TLS records are what is counted).
-pub type ClientStream = chat_server::tls::MaybeTls<CountingStream<TcpStream>>;
+pub type ClientStream = pushpoll_wire::tls::MaybeTls<CountingStream<TcpStream>>;
 
 /// Opens a connection to `target` counted in `wire`: TCP with `TCP_NODELAY` (as the server sets
 /// on its side), then the TLS handshake for an https target (its bytes counted, inside the
@@ -193,7 +194,7 @@ async fn connect_counted(
     if let Some(parent) = &wire.parent {
         parent.connections.fetch_add(1, Relaxed);
     }
-    Ok(CountingStream::with_tally(stream, wire.clone()))
+    Ok(CountingStream::new(stream, wire.clone()))
 }
 
 /// Connects to `addr`, from `source` when given (bound to it, any port).
@@ -344,10 +345,8 @@ pub struct ListAnswer {
     pub latest_id: Option<u64>,
 }
 
-/// The chat server's signal that a cursor is ahead of its log (its ids started again).
-pub const LATEST_ID_HEADER: &str = "x-pushpoll-latest-id";
-
-/// The value of [`LATEST_ID_HEADER`], if present and a number.
+/// The value of the chat server's [`LATEST_ID_HEADER`] (a cursor ahead of its log: its ids started
+/// again), if present and a number.
 pub fn latest_id_header(headers: &http::HeaderMap) -> Option<u64> {
     headers
         .get(LATEST_ID_HEADER)

@@ -29,12 +29,12 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use crate::bootstrap::ProbeSamples;
-use crate::codec::probe::Probe;
 use crate::counters::Counters;
 use crate::results::{Delivery, new_latency_histogram};
 use crate::schedule::LATE_AFTER;
 pub use cursor::Seen;
 use cursor::SenderCursor;
+use pushpoll_wire::probe::Probe;
 pub use shard::{MemberSpan, ProbeDeliveries, SentProbe, SentStatus, ShardTallies};
 
 /// What happened to a probe's POST.

@@ -32,8 +32,8 @@ mod tests {
     use tokio::time::{Duration, Instant};
 
     use super::super::{PostStatus, Recorder, Via};
-    use crate::codec::probe::Probe;
     use crate::counters::Counters;
+    use pushpoll_wire::probe::Probe;
 
     /// Two members, one joined after the first probe left: owed 2 and 1; one delivery
     /// returns its latency, a duplicate none.

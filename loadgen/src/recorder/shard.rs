@@ -181,9 +181,9 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::probe::Probe;
     use crate::counters::Counters;
     use crate::recorder::Via;
+    use pushpoll_wire::probe::Probe;
     use tokio::time::Instant;
 
     /// Another shard's probe is measured here (latency, per-probe count for receivers that

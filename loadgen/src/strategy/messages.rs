@@ -170,10 +170,10 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
-    use crate::codec::probe::Probe;
     use crate::context::RunContext;
     use crate::net::TargetAddr;
     use crate::recorder::Recorder;
+    use pushpoll_wire::probe::Probe;
 
     fn receiver() -> Receiver {
         let target = TargetAddr::new("127.0.0.1:9".parse().expect("addr"), "x").expect("host");

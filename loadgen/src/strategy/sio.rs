@@ -4,13 +4,13 @@ use tokio::time::Instant;
 
 use super::REQUEST_TIMEOUT;
 use super::messages::{ListCursor, deliver_item, deliver_profiled};
-use crate::codec::engineio::{
-    EioPacket, SioPacket, decode_sio, encode_sio_connect, split_event_borrowed,
-};
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
 use crate::net::HttpConn;
 use crate::recorder::Via;
+use pushpoll_wire::engineio::{
+    EioPacket, SioPacket, decode_sio, encode_sio_connect, split_event_borrowed,
+};
 
 /// The chat's Socket.IO event name.
 const MESSAGE_EVENT: &str = "message";

@@ -12,10 +12,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::REQUEST_TIMEOUT;
 use super::sio::{End, Step, after_session, catch_up_if_needed, on_packet};
-use crate::codec::engineio::{EioPacket, decode_packet, parse_open};
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
 use crate::net::{ClientStream, connect_tcp};
+use pushpoll_wire::engineio::{EioPacket, decode_packet, parse_open};
 
 type Ws = WebSocketStream<ClientStream>;
 

@@ -11,10 +11,10 @@ use tokio::time::Instant;
 
 use super::REQUEST_TIMEOUT;
 use super::sio::{End, Step, after_session, catch_up_if_needed, on_packet};
-use crate::codec::engineio::{EioPacket, decode_payload, parse_open};
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
 use crate::net::{HttpConn, HttpError, collect_body};
+use pushpoll_wire::engineio::{EioPacket, decode_payload, parse_open};
 
 const PATH: &str = "/socket.io/?EIO=4&transport=polling";
 /// Separator of packets in one polling body.

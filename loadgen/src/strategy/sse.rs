@@ -8,10 +8,10 @@ use tokio::time::Instant;
 
 use super::messages::{deliver_item, deliver_profiled};
 use super::{RECONNECT_BACKOFF, REQUEST_TIMEOUT, pause};
-use crate::codec::sse::SseParser;
 use crate::context::Receiver;
 use crate::counters::ErrorKind;
 use crate::net::{HttpConn, HttpError};
+use pushpoll_wire::sse::SseParser;
 
 pub async fn run(mut rx: Receiver) {
     let ctx = rx.ctx.clone();

@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use loadgen::codec::probe::Probe;
+use pushpoll_wire::probe::Probe;
 use serde::Deserialize;
 use socketioxide::SocketIo;
 use socketioxide::extract::{SocketRef, TryData};

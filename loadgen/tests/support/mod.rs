@@ -122,7 +122,7 @@ pub struct Scrape {
 
 impl Scrape {
     pub fn value(&self, name: &str) -> u64 {
-        loadgen::control::metric_value(&self.text, name)
+        pushpoll_wire::prometheus::sample(&self.text, name)
             .unwrap_or_else(|| panic!("{name} missing from /metrics")) as u64
     }
 }

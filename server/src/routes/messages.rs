@@ -16,10 +16,8 @@ use crate::log::PageInfo;
 use crate::metrics::GaugeGuard;
 use crate::state::AppState;
 
-/// Headers that make a gap in the history visible while the body stays a plain JSON array.
-pub const MISSED_HEADER: &str = "x-pushpoll-missed";
-pub const OLDEST_ID_HEADER: &str = "x-pushpoll-oldest-id";
-pub const LATEST_ID_HEADER: &str = "x-pushpoll-latest-id";
+// Headers that make a gap in the history visible while the body stays a plain JSON array.
+pub use pushpoll_wire::headers::{LATEST_ID_HEADER, MISSED_HEADER, OLDEST_ID_HEADER};
 
 #[derive(Deserialize)]
 struct RawQuery {

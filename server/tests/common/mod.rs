@@ -83,13 +83,7 @@ pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
 }
 
 pub fn metric_in(text: &str, series: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(series)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
+    pushpoll_wire::prometheus::sample(text, series)
 }
 
 /// Re-reads a metric until `ok` holds (bounded by [`DEADLINE`]).
