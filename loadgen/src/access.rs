@@ -13,7 +13,8 @@ use clap::Args;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use http_body_util::Full;
-use serde::{Deserialize, Serialize};
+
+pub use crate::scenario::access::{AccessSpec, HeaderSpec, LoginSpec};
 
 use crate::counters::WireCounters;
 use crate::net::tls::{TlsClient, TlsSetupError, TlsTrust};
@@ -49,40 +50,6 @@ pub struct AccessArgs {
     /// The target's routes and event names: `pushpoll` (the project's server, the default),
     /// `tutorial` (the Express tutorial app) or a TOML profile file (see the README).
     #[arg(long, value_name = "NAME|FILE")]
-    pub profile: Option<String>,
-}
-
-/// One `--header`: the value is a secret as often as not, so results keep only the name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HeaderSpec {
-    pub name: String,
-    #[serde(skip)]
-    pub value: String,
-}
-
-/// `--login`: the body (credentials) is never written to results.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginSpec {
-    pub method: String,
-    pub url: String,
-    #[serde(skip)]
-    pub body: String,
-}
-
-/// What a scenario says about access; in `results.json` without any secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessSpec {
-    #[serde(flatten)]
-    pub tls: TlsTrust,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub headers: Vec<HeaderSpec>,
-    /// Whether a Socket.IO auth payload was sent (the payload itself is not kept).
-    #[serde(skip)]
-    pub socketio_auth: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login: Option<LoginSpec>,
-    /// `--profile` as given (a built-in name or a file).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
 }
 

@@ -28,8 +28,9 @@
 //!   and `loadgen merge`, exact.
 
 pub mod access;
+
+pub use pushpoll_report::{bootstrap, results, scenario};
 pub mod bench_support;
-pub mod bootstrap;
 pub mod capacity;
 pub mod cli;
 pub mod compare;
@@ -47,9 +48,7 @@ pub mod progress;
 pub mod recorder;
 pub mod report;
 pub mod resources;
-pub mod results;
 pub mod safety;
-pub mod scenario;
 pub mod schedule;
 pub mod sender;
 pub mod shard;

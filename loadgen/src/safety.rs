@@ -9,19 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use clap::Args;
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+
 use tokio_util::sync::CancellationToken;
 
+pub use crate::scenario::safety::{
+    DEFAULT_ABORT_ON_ERRORS, DEFAULT_MAX_CONNECT_RATE, DEFAULT_MAX_REQUEST_RATE, SafetySpec,
+};
 use crate::scenario::{DEFAULT_POLL_INTERVAL, Scenario, StrategyKind, StrategySpec};
 
-/// Default `--max-request-rate` of a run with `--allow-remote`: requests per second it may plan.
-/// (A loopback target is this machine's own server: no ceiling unless one is given.)
-pub const DEFAULT_MAX_REQUEST_RATE: f64 = 2000.0;
-/// Default `--max-connect-rate` of a run with `--allow-remote`: connections per second its ramp
-/// may open (a remote server meets a thousand new TLS handshakes a second as an attack).
-pub const DEFAULT_MAX_CONNECT_RATE: f64 = 200.0;
-/// Default `--abort-on-errors`: percent of answers that may be 429 or 5xx.
-pub const DEFAULT_ABORT_ON_ERRORS: f64 = 5.0;
 /// Refusals needed before the guard may trip (one refused request of the first few is not a
 /// trend).
 pub const MIN_REFUSALS: u64 = 10;
@@ -46,28 +41,6 @@ pub struct SafetyArgs {
 impl Default for SafetyArgs {
     fn default() -> Self {
         SafetySpec::default().into()
-    }
-}
-
-/// The same, in the scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SafetySpec {
-    /// `None`: the default, [`DEFAULT_MAX_REQUEST_RATE`] when the target may be remote.
-    #[serde(default)]
-    pub max_request_rate: Option<f64>,
-    /// `None`: the default, [`DEFAULT_MAX_CONNECT_RATE`] when the target may be remote.
-    #[serde(default)]
-    pub max_connect_rate: Option<f64>,
-    pub abort_on_errors_pct: f64,
-}
-
-impl Default for SafetySpec {
-    fn default() -> Self {
-        SafetySpec {
-            max_request_rate: None,
-            max_connect_rate: None,
-            abort_on_errors_pct: DEFAULT_ABORT_ON_ERRORS,
-        }
     }
 }
 

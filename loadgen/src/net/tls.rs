@@ -16,16 +16,7 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 
-/// How the generator trusts a TLS server (`--ca-cert`, `--insecure`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct TlsTrust {
-    /// Trust only the CA certificate(s) in this PEM file instead of the system's roots.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_cert: Option<PathBuf>,
-    /// Do not verify the server's certificate at all.
-    #[serde(default)]
-    pub insecure: bool,
-}
+pub use crate::scenario::access::TlsTrust;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {

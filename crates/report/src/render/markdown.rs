@@ -97,7 +97,7 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::columns::Cell;
+    use crate::render::columns::Cell;
 
     #[test]
     fn tables_escape_pipes_and_bold_strong_cells() {

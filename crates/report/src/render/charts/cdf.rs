@@ -4,8 +4,8 @@
 use plotters::prelude::*;
 
 use super::{Chart, MODEL_COLOR, WIDTH, axis_font, caption_font, color, fail, legend_box, tick};
-use crate::report::ReportError;
-use crate::report::view::{ReportView, RunView};
+use crate::render::ReportError;
+use crate::render::view::{ReportView, RunView};
 
 const NAME: &str = "cdf";
 const PANEL_HEIGHT: u32 = 330;

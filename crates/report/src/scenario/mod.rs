@@ -1,6 +1,9 @@
 //! What one run measures: the validated scenario (shared by every strategy of a sweep)
 //! and the strategy spec (`poll@1s`, `longpoll`, `sse`, `socketio`, `socketio-polling`).
 
+pub mod access;
+pub mod safety;
+
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::str::FromStr;
@@ -295,10 +298,10 @@ pub struct Scenario {
     pub seed: u64,
     /// TLS trust, headers, login (issue 15); secrets are never serialized.
     #[serde(default)]
-    pub access: crate::access::AccessSpec,
+    pub access: access::AccessSpec,
     /// The request-rate ceiling and the 429/5xx abort threshold (issue 15).
     #[serde(default)]
-    pub safety: crate::safety::SafetySpec,
+    pub safety: safety::SafetySpec,
 }
 
 impl Default for Scenario {
@@ -316,8 +319,8 @@ impl Default for Scenario {
             target: None,
             allow_remote: false,
             seed: 1,
-            access: crate::access::AccessSpec::default(),
-            safety: crate::safety::SafetySpec::default(),
+            access: access::AccessSpec::default(),
+            safety: safety::SafetySpec::default(),
         }
     }
 }

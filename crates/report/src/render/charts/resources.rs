@@ -5,9 +5,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{Chart, WIDTH, axis_font, caption_font, color, fail, label_font, tick};
-use crate::report::ReportError;
-use crate::report::units;
-use crate::report::view::{ReportView, RunView};
+use crate::render::ReportError;
+use crate::render::units;
+use crate::render::view::{ReportView, RunView};
 
 const NAME: &str = "server-resources";
 

@@ -7,9 +7,9 @@ use super::{
     Chart, LEGEND_WIDTH, LegendEntry, Mark, WIDTH, axis_font, caption_font, color, fail, log_range,
     log_ticks, side_legend, tick,
 };
-use crate::report::ReportError;
-use crate::report::hgrm::TICKS_PER_HALF_DISTANCE;
-use crate::report::view::ReportView;
+use crate::render::ReportError;
+use crate::render::hgrm::TICKS_PER_HALF_DISTANCE;
+use crate::render::view::ReportView;
 
 const NAME: &str = "percentile";
 
@@ -25,7 +25,7 @@ const CAP: f64 = 1.06;
 type Whisker = (f64, f64, f64);
 
 /// Whiskers of a run's intervals at [`BAND_QUANTILES`].
-fn whiskers(r: &crate::report::view::RunView<'_>) -> Vec<Whisker> {
+fn whiskers(r: &crate::render::view::RunView<'_>) -> Vec<Whisker> {
     BAND_QUANTILES
         .iter()
         .filter_map(|&q| {

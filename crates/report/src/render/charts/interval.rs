@@ -7,8 +7,8 @@ use super::{
     Chart, LEGEND_WIDTH, LegendEntry, MODEL_COLOR, Mark, WIDTH, axis_font, caption_font, color,
     fail, log_range, log_ticks, side_legend, tick,
 };
-use crate::report::ReportError;
-use crate::report::view::{ReportView, RunView};
+use crate::render::ReportError;
+use crate::render::view::{ReportView, RunView};
 
 /// One panel: a measured quantity of each run, plotted against T.
 struct Panel<'v> {
