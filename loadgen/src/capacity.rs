@@ -19,46 +19,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::driver::{RunError, RunHooks};
-use crate::results::{Outcome, Results, RunResult, SCHEMA_VERSION};
-use crate::scenario::{Scenario, StrategySpec, parse_duration};
-
-/// Find the largest client count a server holds for one strategy.
-///
-/// `--clients` is where the search starts; it doubles from there until a run breaks, then
-/// bisects. Every other scenario flag applies to every step.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    mut_arg("clients", |a| a.default_value("100").help("Client count of the first step (doubled until a step breaks)")),
-    mut_arg("duration", |a| a.default_value("15s")),
-    mut_arg("warmup", |a| a.default_value("3s")),
-    mut_arg("drain", |a| a.default_value("5s"))
-)]
-pub struct CapacityArgs {
-    /// The strategy whose capacity is searched.
-    #[arg(long, default_value = "socketio")]
-    pub strategy: StrategySpec,
-    /// Latency target: a step holds only if its p99 (from the intended send time) is within it.
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
-    pub p99: Duration,
-    /// The largest client count to try (a server that holds it is reported as holding at least
-    /// that many).
-    #[arg(long, default_value = "16000")]
-    pub max_clients: NonZeroUsize,
-    /// Bisection stops when the bracket is narrower than this share of the count that held.
-    #[arg(long, default_value_t = 0.05)]
-    pub resolution: f64,
-    #[command(flatten)]
-    pub scenario: crate::cli::ScenarioArgs,
-    /// Output folder [default: reports/capacity-LABEL-<unix time>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-}
+use crate::results::{Outcome, RunResult, SCHEMA_VERSION};
+use crate::scenario::{Scenario, StrategySpec};
+use crate::sweep::{Execution, Sweep, SweepError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CapacityError {
-    #[error(transparent)]
-    Scenario(#[from] crate::cli::ScenarioError),
     #[error("--resolution must be between 0 and 1 (a share of the client count), got {0}")]
     Resolution(f64),
     #[error("--clients ({start}) must not exceed --max-clients ({max})")]
@@ -66,9 +32,7 @@ pub enum CapacityError {
     #[error("--p99 must be longer than zero")]
     ZeroTarget,
     #[error(transparent)]
-    Run(#[from] RunError),
-    #[error(transparent)]
-    Sweep(#[from] crate::compare::CompareError),
+    Sweep(#[from] crate::sweep::SweepError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error("cannot write {path}: {source}")]
@@ -76,8 +40,6 @@ pub enum CapacityError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot install the Ctrl-C handler: {0}")]
-    Signal(std::io::Error),
 }
 
 /// What the search is asked to find.
@@ -190,6 +152,21 @@ pub struct Step {
     pub folder: String,
 }
 
+impl Step {
+    /// A step that did not run; `why` says what stopped it.
+    fn not_run(clients: usize, why: String) -> Step {
+        Step {
+            clients,
+            held: false,
+            broke: Some(Broke::Outcome { detail: why }),
+            p99_us: 0,
+            p50_us: 0,
+            missing: 0,
+            folder: String::new(),
+        }
+    }
+}
+
 /// The search's verdict: `capacity.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Capacity {
@@ -294,39 +271,7 @@ fn next_count(s: &Search, held: Option<usize>, broke: Option<usize>) -> Option<u
     }
 }
 
-/// `loadgen capacity`: validates, searches (Ctrl-C stops it, keeping what was measured), writes
-/// the folder, and returns the verdict.
-pub async fn run(args: &CapacityArgs) -> Result<(Capacity, PathBuf), CapacityError> {
-    let scenario = args.scenario.to_scenario()?;
-    let search = Search {
-        strategy: args.strategy.clone(),
-        p99: args.p99,
-        start: args.scenario.clients.get(),
-        max: args.max_clients.get(),
-        resolution: args.resolution,
-    };
-    validate(&search)?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        Path::new("reports").join(format!(
-            "capacity-{}-{}",
-            search.strategy.label().replace('@', "-"),
-            crate::compare::unix_now()
-        ))
-    });
-    let cancel = CancellationToken::new();
-    crate::compare::cancel_on_ctrl_c(cancel.clone()).map_err(CapacityError::Signal)?;
-    eprintln!(
-        "capacity: {} from {} clients, p99 ≤ {} ms; steps in {} (Ctrl-C stops and keeps what was measured)",
-        search.strategy.label(),
-        search.start,
-        search.p99.as_secs_f64() * 1000.0,
-        out.display()
-    );
-    let capacity = run_search(&search, &scenario, &out, cancel, None).await?;
-    Ok((capacity, out))
-}
-
-fn validate(s: &Search) -> Result<(), CapacityError> {
+pub fn validate(s: &Search) -> Result<(), CapacityError> {
     if !(s.resolution > 0.0 && s.resolution < 1.0) {
         return Err(CapacityError::Resolution(s.resolution));
     }
@@ -360,52 +305,40 @@ pub async fn run_search(
     let stop = cancel.child_token();
     let label = search.strategy.label().replace('@', "-");
     let step = async |clients: usize| -> Step {
-        let scenario = Scenario {
-            clients: NonZeroUsize::new(clients).unwrap_or(NonZeroUsize::MIN),
-            ..scenario.clone()
-        };
-        let hooks = RunHooks {
-            progress: Some(crate::progress::default_bar(&format!(
-                "{} ×{clients}",
-                search.strategy.label()
-            ))),
-            cancel: cancel.clone(),
-            server_exe: server_exe.clone(),
-            ..RunHooks::default()
-        };
         let folder = format!("steps/{label}-{clients}");
-        let run = match crate::driver::run_strategy(&scenario, &search.strategy, &hooks).await {
-            Ok(run) => run,
+        // Each step is a sweep of one strategy into its own run folder.
+        let sweep = Sweep {
+            scenario: Scenario {
+                clients: NonZeroUsize::new(clients).unwrap_or(NonZeroUsize::MIN),
+                ..scenario.clone()
+            },
+            strategies: vec![search.strategy.clone()],
+            out: out.join(&folder),
+        };
+        let ran = crate::sweep::run(
+            &sweep,
+            &Execution::InProcess,
+            server_exe.clone(),
+            cancel.clone(),
+        )
+        .await
+        .map(|o| o.results.runs.into_iter().next());
+        let run = match ran {
+            Ok(Some(run)) => run,
+            // Stopped before the step started.
+            Ok(None) => {
+                stop.cancel();
+                return Step::not_run(clients, "interrupted before it started".into());
+            }
             Err(e) => {
-                let step = Step {
-                    clients,
-                    held: false,
-                    broke: Some(Broke::Outcome {
-                        detail: e.to_string(),
-                    }),
-                    p99_us: 0,
-                    p50_us: 0,
-                    missing: 0,
-                    folder: String::new(),
-                };
+                // Refused before it started (a bad --target, too many clients for the
+                // open-file limit) or a folder that cannot be written: no point going on.
+                let step = Step::not_run(clients, e.to_string());
                 failure.get_or_insert(e.into());
                 stop.cancel();
                 return step;
             }
         };
-        let results = Results {
-            schema_version: SCHEMA_VERSION,
-            tool: crate::driver::tool_info(),
-            machine: crate::driver::machine_info(),
-            scenario,
-            started_unix: crate::compare::unix_now(),
-            runs: vec![run.clone()],
-        };
-        if let Err(e) = crate::report::write_all(&results, &out.join(&folder)) {
-            // The folder cannot hold the steps: no point measuring more of them.
-            failure.get_or_insert(e.into());
-            stop.cancel();
-        }
         let why = verdict(&run, search.p99).err();
         eprintln!(
             "  {clients} clients: {}",
@@ -429,7 +362,9 @@ pub async fn run_search(
         // limit, say) is where the search stopped, and its step says why; a search whose first
         // step could not start (a bad --target) is the user's to fix, and a report that could
         // not be written is always an error.
-        Some(e @ CapacityError::Run(_)) if capacity.steps.iter().any(|s| !s.folder.is_empty()) => {
+        Some(e @ CapacityError::Sweep(SweepError::Run(_)))
+            if capacity.steps.iter().any(|s| !s.folder.is_empty()) =>
+        {
             tracing::debug!("the search stopped at a step that could not start: {e}");
         }
         Some(e) => return Err(e),
@@ -484,22 +419,15 @@ pub fn markdown(c: &Capacity) -> String {
     md
 }
 
-/// `loadgen compare --capacity P99`: one capacity search per strategy of the sweep, each in
-/// `OUT/LABEL/`, and `OUT/capacity.md` with one row per strategy. Ctrl-C stops the sweep and
-/// keeps what was measured.
+/// `loadgen compare --capacity P99`: one capacity search per strategy of `sweep`, each in
+/// `OUT/LABEL/`, and `OUT/capacity.md` with one row per strategy, from `sweep.scenario.clients`
+/// up to `max` clients. `cancel` stops it and keeps what was measured.
 pub async fn sweep(
-    args: &crate::compare::CompareArgs,
+    sweep: &Sweep,
     p99: Duration,
+    max: usize,
+    cancel: CancellationToken,
 ) -> Result<Vec<Capacity>, CapacityError> {
-    let sweep = args.to_sweep()?;
-    let cancel = CancellationToken::new();
-    crate::compare::cancel_on_ctrl_c(cancel.clone()).map_err(CapacityError::Signal)?;
-    eprintln!(
-        "compare --capacity: {} strategies, p99 ≤ {} ms each; reports in {} (Ctrl-C stops and keeps what was measured)",
-        sweep.strategies.len(),
-        p99.as_secs_f64() * 1000.0,
-        sweep.out.display()
-    );
     let mut found = Vec::new();
     for strategy in &sweep.strategies {
         if cancel.is_cancelled() {
@@ -509,7 +437,7 @@ pub async fn sweep(
             strategy: strategy.clone(),
             p99,
             start: sweep.scenario.clients.get(),
-            max: args.max_clients.get(),
+            max,
             resolution: 0.05,
         };
         let out = sweep.out.join(strategy.label().replace('@', "-"));

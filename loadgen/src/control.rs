@@ -187,6 +187,13 @@ impl ServerMetrics {
     }
 }
 
+/// The server's CPU at a phase boundary, from wherever it can be read.
+pub enum ServerReading {
+    Proc(crate::resources::ProcSample),
+    Metrics(ServerMetrics),
+    Unavailable,
+}
+
 /// Scrapes `/metrics` once (control connection).
 pub async fn scrape(conn: &mut HttpConn) -> Result<ServerMetrics, HttpError> {
     let (status, body) = get(conn, "/metrics").await?;

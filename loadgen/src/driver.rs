@@ -35,9 +35,6 @@ const STOP_GRACE: Duration = Duration::from_secs(12);
 /// Period of the loop-lag ticker (see [`crate::loop_lag`]).
 const LOOP_LAG_PERIOD: Duration = Duration::from_millis(10);
 
-/// Highest aggregate send rate: the probe table holds one slot per planned probe.
-pub const MAX_RATE: f64 = 100_000.0;
-
 /// What the caller (CLI, sweeps, tests) controls about a run besides its scenario.
 #[derive(Debug, Clone, Default)]
 pub struct RunHooks {
@@ -67,11 +64,13 @@ pub enum RunError {
     #[error(transparent)]
     Access(#[from] crate::access::AccessError),
     #[error(transparent)]
+    Reach(#[from] crate::nodes::ReachError),
+    #[error(transparent)]
     Safety(#[from] crate::safety::SafetyError),
     #[error("cannot find this executable to start the chat server from: {0}")]
     CurrentExe(std::io::Error),
-    #[error("--rate must be a positive number of messages per second, at most {MAX_RATE}, got {0}")]
-    BadRate(f64),
+    #[error(transparent)]
+    Scenario(#[from] crate::scenario::InvalidScenario),
 }
 
 pub use crate::resources::machine_info;
@@ -125,15 +124,13 @@ impl Server {
     }
 }
 
-/// Runs `spec` under `scenario` and returns what it measured.
-pub async fn run_strategy(
-    scenario: &Scenario,
-    spec: &StrategySpec,
-    hooks: &RunHooks,
-) -> Result<RunResult, RunError> {
-    if !(scenario.rate.is_finite() && scenario.rate > 0.0 && scenario.rate <= MAX_RATE) {
-        return Err(RunError::BadRate(scenario.rate));
-    }
+/// Every check that needs no server: the scenario's numbers, the open files the run needs (the
+/// limit is raised here when it can be), the planned request and connect rates against the
+/// safety ceilings, and the `--target` address (parsed, resolved, loopback unless
+/// `--allow-remote`). A sweep runs it for every strategy before the first run starts, and
+/// [`run_strategy`] runs it again for callers that come straight here.
+pub async fn preflight(scenario: &Scenario, spec: &StrategySpec) -> Result<(), RunError> {
+    scenario.check()?;
     resources::ensure_fd_limit(
         scenario.clients.get() as u64,
         1,
@@ -141,6 +138,29 @@ pub async fn run_strategy(
     )?;
     crate::safety::check_request_rate(scenario, spec)?;
     crate::safety::check_connect_rate(scenario)?;
+    match &scenario.target {
+        Some(list) if list.contains(',') => {
+            for (_, parsed) in crate::nodes::parse_list(list)? {
+                parsed.resolve(scenario.allow_remote).await?;
+            }
+        }
+        Some(url) => {
+            TargetUrl::parse(url)?
+                .resolve(scenario.allow_remote)
+                .await?;
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+/// Runs `spec` under `scenario` and returns what it measured.
+pub async fn run_strategy(
+    scenario: &Scenario,
+    spec: &StrategySpec,
+    hooks: &RunHooks,
+) -> Result<RunResult, RunError> {
+    preflight(scenario, spec).await?;
     let (server, target) = start_server(scenario, hooks).await?;
     let target = Arc::new(Arc::unwrap_or_clone(target).with_source(hooks.source_ip));
     let result = run_on(scenario, spec, hooks, &server, target).await;
@@ -518,7 +538,7 @@ struct Snapshot {
     at: Instant,
     counters: CounterSnapshot,
     generator: resources::ProcSample,
-    server: ServerReading,
+    server: control::ServerReading,
     machine: Option<resources::MachineCpu>,
     /// The generator's threads (empty where /proc cannot be read).
     threads: Vec<thread_cpu::ThreadCpu>,
@@ -526,13 +546,6 @@ struct Snapshot {
     loop_lag: Option<crate::loop_lag::LoopLagReport>,
     /// Each node's counters and CPU (several `--target` nodes only).
     nodes: Vec<crate::nodes::NodeSample>,
-}
-
-/// The server's CPU at a phase boundary, from wherever it can be read.
-pub enum ServerReading {
-    Proc(resources::ProcSample),
-    Metrics(control::ServerMetrics),
-    Unavailable,
 }
 
 impl Snapshot {
@@ -544,16 +557,19 @@ impl Snapshot {
         let nodes = ctx.nodes.sample();
         let server = match server.pid() {
             // Several nodes: their processes' sum, when every one could be read.
-            _ if ctx.nodes.is_several() => crate::nodes::Nodes::summed_cpu(&nodes)
-                .map_or(ServerReading::Unavailable, ServerReading::Proc),
-            Some(pid) => {
-                resources::sample(Some(pid)).map_or(ServerReading::Unavailable, ServerReading::Proc)
-            }
+            _ if ctx.nodes.is_several() => crate::nodes::Nodes::summed_cpu(&nodes).map_or(
+                control::ServerReading::Unavailable,
+                control::ServerReading::Proc,
+            ),
+            Some(pid) => resources::sample(Some(pid)).map_or(
+                control::ServerReading::Unavailable,
+                control::ServerReading::Proc,
+            ),
             None => {
                 let mut conn = HttpConn::new(ctx.target.clone(), ctx.counters.control_wire.clone());
                 match control::scrape(&mut conn).await {
-                    Ok(m) if m.cpu_seconds.is_some() => ServerReading::Metrics(m),
-                    _ => ServerReading::Unavailable,
+                    Ok(m) if m.cpu_seconds.is_some() => control::ServerReading::Metrics(m),
+                    _ => control::ServerReading::Unavailable,
                 }
             }
         };

@@ -49,16 +49,18 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // One Ctrl-C policy for every command that measures (see `sweep::stop_on_ctrl_c`).
+        let cancel = CancellationToken::new();
+        if matches!(
+            cli.command,
+            Command::Run(_) | Command::Compare(_) | Command::Capacity(_)
+        ) {
+            loadgen::sweep::stop_on_ctrl_c(cancel.clone())
+                .context("installing the Ctrl-C handler")?;
+        }
         match cli.command {
             Command::Run(args) => {
-                let cancel = CancellationToken::new();
-                let on_ctrl_c = cancel.clone();
-                tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        on_ctrl_c.cancel();
-                    }
-                });
-                let report = cli::run(&args, cancel).await?;
+                let report = cli::run::run(&args, cancel).await?;
                 if args.json {
                     println!("{}", serde_json::to_string_pretty(&report.result)?);
                 } else {
@@ -70,25 +72,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 cli::serve_chat(args).await?;
                 Ok(0)
             }
-            Command::Compare(args) if args.capacity.is_some() => {
-                let p99 = args.capacity.unwrap_or_default();
-                let found = loadgen::capacity::sweep(&args, p99).await?;
-                for c in &found {
-                    println!("{}", c.summary());
+            Command::Compare(args) => match args.capacity {
+                Some(p99) => {
+                    let found = cli::capacity::compare_capacity(&args, p99, cancel).await?;
+                    for c in &found {
+                        println!("{}", c.summary());
+                    }
+                    let all_held = found.iter().all(|c| c.largest_held.is_some());
+                    Ok(if all_held { 0 } else { 1 })
                 }
-                Ok(if found.iter().all(|c| c.largest_held.is_some()) {
-                    0
-                } else {
-                    1
-                })
-            }
-            Command::Compare(args) => {
-                let sweep = loadgen::compare::run(&args).await?;
-                println!("{}", sweep.summary());
-                Ok(sweep.exit_code())
-            }
+                None => {
+                    let sweep = cli::compare::compare(&args, cancel).await?;
+                    println!("{}", sweep.summary());
+                    Ok(sweep.exit_code())
+                }
+            },
             Command::Capacity(args) => {
-                let (capacity, out) = loadgen::capacity::run(&args).await?;
+                let (capacity, out) = cli::capacity::capacity(&args, cancel).await?;
                 println!("{}", capacity.summary());
                 println!("steps and verdict in {}", out.display());
                 Ok(if capacity.largest_held.is_some() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use pushpoll_report::nodes::{NodeResult, markdown};
+pub use pushpoll_report::nodes::NodeResult;
 
 use crate::counters::{Counters, WireCounters};
 use crate::net::TargetAddr;
@@ -49,12 +49,18 @@ pub fn parse_list(list: &str) -> Result<Vec<(String, TargetUrl)>, TargetError> {
     Ok(out)
 }
 
+/// Why a `--target` (or a node of a list) could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ReachError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Access(#[from] crate::access::AccessError),
+}
+
 /// Parses, resolves and reaches every node of a `--target` list, each as a single `--target`
 /// is (loopback unless `--allow-remote`, the same access and safety checks).
-pub async fn reach_all(
-    list: &str,
-    scenario: &Scenario,
-) -> Result<Vec<NodeTarget>, crate::driver::RunError> {
+pub async fn reach_all(list: &str, scenario: &Scenario) -> Result<Vec<NodeTarget>, ReachError> {
     // Every entry parsed and resolved (duplicates refused) before any node is contacted.
     let mut resolved: Vec<(String, TargetUrl, SocketAddr)> = Vec::new();
     for (url, parsed) in parse_list(list)? {
@@ -89,7 +95,7 @@ pub async fn reach(
     parsed: &TargetUrl,
     addr: SocketAddr,
     scenario: &Scenario,
-) -> Result<(TargetAddr, Option<u32>), crate::driver::RunError> {
+) -> Result<(TargetAddr, Option<u32>), ReachError> {
     let target = TargetAddr::new(addr, &parsed.authority()).map_err(TargetError::from)?;
     let target = crate::access::reach(
         target,

@@ -267,7 +267,7 @@ mod tests {
 
     #[test]
     fn the_ceiling_applies_to_targets_only_and_names_the_flag() {
-        let mut scenario = Scenario::default();
+        let mut scenario = crate::cli::default_scenario();
         let spec: StrategySpec = "poll@100ms".parse().expect("spec");
         assert_eq!(check_request_rate(&scenario, &spec), Ok(()));
         scenario.target = Some("http://127.0.0.1:1".into());
@@ -290,7 +290,7 @@ mod tests {
     fn the_ramp_ceiling_guards_remote_targets_and_names_both_flags() {
         let mut scenario = Scenario {
             target: Some("http://127.0.0.1:1".into()),
-            ..Scenario::default()
+            ..crate::cli::default_scenario()
         };
         // 2,000 connections/s (the default ramp) to a loopback target: no default ceiling.
         assert_eq!(check_connect_rate(&scenario), Ok(()));

@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use loadgen::cli::{Cli, Command};
-use loadgen::compare;
 use loadgen::results::{Outcome, Results};
+use loadgen::sweep::{self, Execution};
 use tokio_util::sync::CancellationToken;
 
 const STRATEGIES: [&str; 3] = ["poll@500ms", "sse", "socketio"];
@@ -40,9 +40,14 @@ async fn small_compare_writes_a_complete_folder_and_report_merges_two() {
     };
     let sweep = args.to_sweep().expect("valid sweep");
     let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_loadgen"));
-    let outcome = compare::run_sweep(&sweep, CancellationToken::new(), Some(exe))
-        .await
-        .expect("sweep runs");
+    let outcome = sweep::run(
+        &sweep,
+        &Execution::InProcess,
+        Some(exe),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("sweep runs");
     assert!(outcome.failed.is_empty(), "{}", outcome.summary());
     assert_eq!(outcome.exit_code(), 0);
 

@@ -9,6 +9,7 @@ use clap::Parser;
 use loadgen::cli::{Cli, Command, ScenarioError};
 use loadgen::driver::{RunError, run_strategy};
 use loadgen::results::{Outcome, RunResult};
+use loadgen::scenario::InvalidScenario;
 use support::{assert_lossless, hooks, in_process_server, run, small_scenario};
 
 fn run_args(extra: &[&str]) -> Result<loadgen::cli::RunArgs, clap::Error> {
@@ -29,10 +30,10 @@ fn bad_flags_are_refused_with_the_flag_named() {
     let err = args.scenario.to_scenario().expect_err("zero rate");
     assert_eq!(
         err,
-        ScenarioError::NotPositive {
+        ScenarioError::Invalid(InvalidScenario::NotPositive {
             flag: "rate",
             value: 0.0
-        }
+        })
     );
     let args = run_args(&["--strategy", "sse", "--etag"]).expect("parses");
     assert!(
@@ -229,7 +230,7 @@ async fn an_absurd_rate_is_refused() {
     let err = run_strategy(&scenario, &"sse".parse().expect("spec"), &hooks())
         .await
         .expect_err("rate");
-    assert!(matches!(err, RunError::BadRate(_)), "{err:?}");
+    assert!(matches!(err, RunError::Scenario(_)), "{err:?}");
     assert!(err.to_string().contains("--rate"), "{err}");
 }
 

@@ -149,9 +149,13 @@ fn parse_positive(text: &str) -> Result<usize, String> {
 
 /// Above ~400 KB hyper stops pulling from a body it cannot write, and a stream that is not pulled
 /// cannot end itself, so the limit must stay well below that.
-/// The most `--sse-max-buffered` may be: three quarters of [`crate::limits::H1_MAX_BUF`], the
-/// bytes hyper queues per HTTP/1 connection before it stops pulling a response body.
-pub const SSE_MAX_BUFFERED_LIMIT: usize = crate::limits::H1_MAX_BUF / 4 * 3;
+/// HTTP/1 read buffer per connection (request headers larger than this get `431`), also the bytes
+/// hyper queues per HTTP/1 connection before it stops pulling a response body. Defined here, with
+/// the settings it bounds, and applied by `limits`.
+pub const H1_MAX_BUF: usize = 64 * 1024;
+
+/// The most `--sse-max-buffered` may be: three quarters of [`H1_MAX_BUF`].
+pub const SSE_MAX_BUFFERED_LIMIT: usize = H1_MAX_BUF / 4 * 3;
 
 fn parse_sse_buffer(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {

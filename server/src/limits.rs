@@ -26,8 +26,7 @@ pub const RESERVE_LIFETIME: Duration = Duration::from_secs(10);
 /// How long an HTTP/2 connection that timed out gets to see its GOAWAY before it is dropped.
 pub const GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
-/// HTTP/1 read buffer per connection; request headers larger than this get `431`.
-pub const H1_MAX_BUF: usize = 64 * 1024;
+pub use crate::config::H1_MAX_BUF;
 /// HTTP/2: request headers larger than this are refused.
 pub const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 /// HTTP/2 receive windows: what a client may send before the server reads it.

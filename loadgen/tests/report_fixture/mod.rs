@@ -18,7 +18,7 @@ pub fn scenario() -> Scenario {
         rate: RATE,
         duration: Duration::from_secs_f64(SECONDS),
         warmup: Duration::from_secs(3),
-        ..Scenario::default()
+        ..loadgen::cli::default_scenario()
     }
 }
 

@@ -26,7 +26,7 @@ pub fn summary(view: &ReportView<'_>) -> String {
     if let Some(t) = merge::comparison_table(view) {
         md.push_str(&table(&t));
     }
-    md.push_str(&crate::nodes::markdown(&view.results.runs));
+    md.push_str(&nodes_tables(&view.results.runs));
     md.push_str(&warnings(view));
     md.push_str("## Findings\n\n");
     for f in findings::findings(view) {
@@ -92,6 +92,76 @@ fn escape(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// The per-node tables of `summary.md` (empty when no run had several nodes).
+fn nodes_tables(runs: &[crate::results::RunResult]) -> String {
+    let mut md = String::new();
+    for run in runs {
+        let Some(nodes) = run.nodes.as_ref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        let _ = writeln!(md, "## Nodes: {}\n", run.label);
+        md.push_str(
+            "| node | receivers | senders | delivered | missing | p50 ms | p99 ms | requests | bytes up | bytes down | server CPU % | server CPU-ms / 1,000 deliveries |\n",
+        );
+        md.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map_or("n/a".to_string(), |v| format!("{v:.digits$}"))
+        };
+        let row = |md: &mut String, name: &str, n: &crate::nodes::NodeResult| {
+            let per_1000 = n
+                .server_cpu_seconds
+                .filter(|_| n.delivered > 0)
+                .map(|s| s * 1e6 / n.delivered as f64);
+            let _ = writeln!(
+                md,
+                "| {name} | {}/{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                n.connected,
+                n.receivers,
+                n.senders,
+                n.delivered,
+                n.missing,
+                opt(n.latency_p50_ms, 1),
+                opt(n.latency_p99_ms, 1),
+                n.requests,
+                n.bytes_up,
+                n.bytes_down,
+                opt(n.server_cpu_percent, 1),
+                opt(per_1000, 2),
+            );
+        };
+        for n in nodes {
+            row(&mut md, &n.url.replace('|', "\\|"), n);
+        }
+        let sum = |f: fn(&crate::nodes::NodeResult) -> u64| nodes.iter().map(f).sum::<u64>();
+        let cpu = nodes
+            .iter()
+            .map(|n| n.server_cpu_seconds)
+            .sum::<Option<f64>>();
+        let total = crate::nodes::NodeResult {
+            url: String::new(),
+            receivers: sum(|n| n.receivers),
+            connected: sum(|n| n.connected),
+            senders: sum(|n| n.senders),
+            expected: sum(|n| n.expected),
+            delivered: sum(|n| n.delivered),
+            missing: sum(|n| n.missing),
+            latency_p50_ms: Some(run.latency.corrected.p50_us as f64 / 1e3),
+            latency_p99_ms: Some(run.latency.corrected.p99_us as f64 / 1e3),
+            requests: sum(|n| n.requests),
+            bytes_up: sum(|n| n.bytes_up),
+            bytes_down: sum(|n| n.bytes_down),
+            server_cpu_percent: nodes.iter().map(|n| n.server_cpu_percent).sum(),
+            server_cpu_seconds: cpu,
+            server_peak_rss_bytes: None,
+        };
+        row(&mut md, "**total**", &total);
+        md.push_str(
+            "\nLatency per node: owed deliveries received through it; the total's includes missing pairs censored at the run's end.\n\n",
+        );
+    }
+    md
 }
 
 #[cfg(test)]

@@ -304,24 +304,37 @@ pub struct Scenario {
     pub safety: safety::SafetySpec,
 }
 
-impl Default for Scenario {
-    fn default() -> Self {
-        Scenario {
-            clients: NonZeroUsize::new(1000).expect("nonzero"),
-            senders: NonZeroUsize::new(4).expect("nonzero"),
-            rate: 10.0,
-            arrivals: Arrivals::Even,
-            payload_bytes: 0,
-            duration: Duration::from_secs(30),
-            warmup: Duration::from_secs(5),
-            drain: Duration::from_secs(10),
-            connect_rate: 2000.0,
-            target: None,
-            allow_remote: false,
-            seed: 1,
-            access: access::AccessSpec::default(),
-            safety: safety::SafetySpec::default(),
+/// The highest `--rate` a run accepts, messages per second over all senders: the generator's
+/// probe table holds one slot per planned probe.
+pub const MAX_RATE: f64 = 100_000.0;
+
+/// A scenario whose numbers make no sense; names the flag.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InvalidScenario {
+    #[error("--{flag} must be a positive number, got {value}")]
+    NotPositive { flag: &'static str, value: f64 },
+    #[error("--rate must be a positive number of messages per second, at most {MAX_RATE}, got {0}")]
+    RateAboveMax(f64),
+    #[error("--{flag} must be longer than zero")]
+    ZeroDuration { flag: &'static str },
+}
+
+impl Scenario {
+    /// The scenario's own numbers, checked in one place: by the command line as it builds a
+    /// scenario and by the engine before it runs one (a scenario built in code comes that way).
+    pub fn check(&self) -> Result<(), InvalidScenario> {
+        for (flag, value) in [("rate", self.rate), ("connect-rate", self.connect_rate)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(InvalidScenario::NotPositive { flag, value });
+            }
         }
+        if self.rate > MAX_RATE {
+            return Err(InvalidScenario::RateAboveMax(self.rate));
+        }
+        if self.duration.is_zero() {
+            return Err(InvalidScenario::ZeroDuration { flag: "duration" });
+        }
+        Ok(())
     }
 }
 
