@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chat_server::MessageLog;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use loadgen::strategy::Item;
+use loadgen::parts::Item;
 use pushpoll_wire::engineio::{
     EioPacket, SioPacket, decode_packet, decode_payload, decode_sio, encode_payload,
     encode_sio_event, split_event_borrowed,

@@ -38,10 +38,6 @@ impl Schedule {
         }
     }
 
-    pub fn period(&self) -> Duration {
-        self.period
-    }
-
     /// When tick `i` is due.
     pub fn due(&self, i: u64) -> Instant {
         self.origin + self.phase + self.period.mul_f64(i as f64)
@@ -73,20 +69,6 @@ impl Schedule {
             return 0;
         }
         ((now - first).as_nanos().div_ceil(self.period.as_nanos())) as u64
-    }
-
-    /// Number of ticks due in `[from, to)`.
-    pub fn ticks_in(&self, from: Instant, to: Instant) -> u64 {
-        let first = self.origin + self.phase;
-        let count_before = |t: Instant| -> u64 {
-            if t <= first {
-                0
-            } else {
-                let d = t - first;
-                (d.as_nanos().div_ceil(self.period.as_nanos())) as u64
-            }
-        };
-        count_before(to).saturating_sub(count_before(from))
     }
 }
 
@@ -142,20 +124,6 @@ mod tests {
                 index: 1,
                 skipped: 0
             }
-        );
-    }
-
-    #[test]
-    fn counts_ticks_in_a_window() {
-        let (o, s) = sched();
-        // Ticks at 10, 110, 210, …: [0, 1000) holds 10 of them, [110, 310) holds 2.
-        assert_eq!(s.ticks_in(o, o + Duration::from_millis(1000)), 10);
-        assert_eq!(
-            s.ticks_in(
-                o + Duration::from_millis(110),
-                o + Duration::from_millis(310)
-            ),
-            2
         );
     }
 }

@@ -42,6 +42,7 @@ pub enum ThreadCpuError {
     #[cfg(target_os = "linux")]
     #[error("reading this process's threads from /proc: {0}")]
     Proc(#[from] procfs::ProcError),
+    #[cfg(not(target_os = "linux"))]
     #[error("per-thread CPU needs Linux's /proc")]
     Unsupported,
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::path::Path;
 
-use loadgen::nodes::NodeResult;
+use loadgen::results::NodeResult;
 use loadgen::results::RunResult;
 use support::redis::{RedisServer, nodes};
 use support::{assert_lossless, run, small_scenario};

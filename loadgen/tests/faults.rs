@@ -32,7 +32,7 @@ fn scenario(server: &FaultyServer) -> Scenario {
         warmup: Duration::ZERO,
         drain: Duration::from_secs(1),
         // The faults (503s among them) are injected to be measured, never a reason to stop.
-        safety: loadgen::safety::SafetySpec {
+        safety: loadgen::scenario::safety::SafetySpec {
             abort_on_errors_pct: 100.0,
             ..Default::default()
         },

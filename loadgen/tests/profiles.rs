@@ -88,12 +88,12 @@ async fn eventually(mut done: impl FnMut() -> bool) -> bool {
 
 #[tokio::test]
 async fn a_lost_event_socket_fails_its_writes_and_a_new_one_sends() {
-    use loadgen::sio_send::EventConn;
+    use loadgen::parts::EventConn;
     use pushpoll_wire::engineio::encode_sio_event;
     let server = ChatApiServer::start().await;
     let target =
-        loadgen::net::TargetAddr::new(server.addr(), &server.addr().to_string()).expect("target");
-    let wire = std::sync::Arc::new(loadgen::counters::WireCounters::default());
+        loadgen::parts::TargetAddr::new(server.addr(), &server.addr().to_string()).expect("target");
+    let wire = std::sync::Arc::new(loadgen::parts::WireCounters::default());
     let open = || {
         EventConn::open(
             &target,

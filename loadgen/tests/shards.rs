@@ -391,12 +391,14 @@ async fn connections_leave_from_the_source_address() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let source = loadgen::shard::workers::source_ip(1);
-    let target = loadgen::net::TargetAddr::new(addr, &addr.to_string())
+    let target = loadgen::parts::TargetAddr::new(addr, &addr.to_string())
         .expect("target")
         .with_source(Some(source));
     let wire = std::sync::Arc::new(Default::default());
-    let (conn, accepted) =
-        tokio::join!(loadgen::net::connect_tcp(&target, &wire), listener.accept());
+    let (conn, accepted) = tokio::join!(
+        loadgen::parts::connect_tcp(&target, &wire),
+        listener.accept()
+    );
     conn.expect("connects");
     let (_, peer) = accepted.expect("accepts");
     assert_eq!(peer.ip(), source);

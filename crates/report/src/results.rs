@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
+pub use crate::nodes::NodeResult;
 use crate::scenario::{Scenario, StrategySpec};
 
 /// Bump when a field changes meaning or disappears (adding fields does not bump it).
@@ -44,11 +45,6 @@ pub struct Results {
 /// Why `results.json` could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsFileError {
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot read {path}: {source}")]
     Read {
         path: std::path::PathBuf,
@@ -67,22 +63,6 @@ pub enum ResultsFileError {
 }
 
 impl Results {
-    /// Writes `DIR/results.json` (creating DIR), through a temporary file so a crash never
-    /// leaves a half-written file behind.
-    pub fn save(&self, dir: &std::path::Path) -> Result<std::path::PathBuf, ResultsFileError> {
-        let path = dir.join("results.json");
-        let write = |e| ResultsFileError::Write {
-            path: path.clone(),
-            source: e,
-        };
-        std::fs::create_dir_all(dir).map_err(write)?;
-        let json = serde_json::to_vec_pretty(self).map_err(|e| write(std::io::Error::other(e)))?;
-        let tmp = dir.join(".results.json.tmp");
-        std::fs::write(&tmp, json).map_err(write)?;
-        std::fs::rename(&tmp, &path).map_err(write)?;
-        Ok(path)
-    }
-
     /// Reads `results.json` from a folder or a file path.
     pub fn load(path: &std::path::Path) -> Result<Results, ResultsFileError> {
         let path = if path.is_dir() {

@@ -7,6 +7,5 @@ pub mod tls;
 
 pub use counting::CountingStream;
 pub use http::{
-    ClientStream, HttpConn, HttpError, ListAnswer, TargetAddr, collect_body, connect_tcp,
-    latest_id_header,
+    ClientStream, HttpConn, HttpError, TargetAddr, collect_body, connect_tcp, latest_id_header,
 };

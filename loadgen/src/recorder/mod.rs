@@ -35,7 +35,7 @@ use crate::schedule::LATE_AFTER;
 pub use cursor::Seen;
 use cursor::SenderCursor;
 use pushpoll_wire::probe::Probe;
-pub use shard::{MemberSpan, ProbeDeliveries, SentProbe, SentStatus, ShardTallies};
+pub use shard::{MemberSpan, SentProbe, SentStatus, ShardTallies};
 
 /// What happened to a probe's POST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,8 +212,6 @@ impl ReceiverLog {
 /// What [`Recorder::begin_send`] fixed about one send.
 #[derive(Debug, Clone, Copy)]
 pub struct SendTicket {
-    /// The instant the POST left.
-    pub sent: Instant,
     pub intended_ns: u64,
     pub sent_ns: u64,
 }
@@ -352,7 +350,6 @@ impl Recorder {
             lock(&self.timing).send_lag.saturating_record(us);
         }
         SendTicket {
-            sent,
             intended_ns,
             sent_ns,
         }

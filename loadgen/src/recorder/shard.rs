@@ -103,10 +103,6 @@ impl Recorder {
         self
     }
 
-    pub fn is_sharded(&self) -> bool {
-        self.sharded
-    }
-
     /// The latest join instant so far (ns since the epoch; 0 with no member).
     #[cfg(test)]
     fn members_joined_last(&self) -> u64 {

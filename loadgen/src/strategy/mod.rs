@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Receiver;
 use crate::scenario::{PollMode, StrategyKind, StrategySpec};
 
-pub use messages::{Item, ListCursor};
+pub use messages::Item;
 pub use poll::PollConfig;
 /// For the benches' on-demand pollers ([`crate::bench_support`]).
 pub(crate) use poll::Poller;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::target::ChildServer;
+use loadgen::parts::ChildServer;
 
 pub struct RedisServer {
     port: u16,

@@ -6,7 +6,6 @@ pub struct JsonExporter;
 
 impl Exporter for JsonExporter {
     fn render(&self, view: &ReportView<'_>) -> Result<Vec<OutputFile>, ReportError> {
-        // Same bytes as `Results::save`, which the sweep also uses directly.
         let json = serde_json::to_vec_pretty(view.results).map_err(|e| ReportError::Write {
             path: "results.json".into(),
             source: std::io::Error::other(e),

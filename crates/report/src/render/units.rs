@@ -4,10 +4,6 @@
 /// The one sentence every human-readable report states about units.
 pub const UNITS_NOTE: &str = "Latency in milliseconds (ms; results.json stores µs). Bytes in decimal units: 1 kB = 1,000 B, 1 MB = 1,000,000 B.";
 
-pub fn us_to_ms(us: f64) -> f64 {
-    us / 1000.0
-}
-
 /// `523`, `12.3`, `1.23`, `0.042`: three significant digits or so, never scientific.
 pub fn ms(value_ms: f64) -> String {
     let a = value_ms.abs();

@@ -29,14 +29,6 @@ pub enum StrategyKind {
 }
 
 impl StrategyKind {
-    pub const ALL: [StrategyKind; 5] = [
-        StrategyKind::Poll,
-        StrategyKind::Longpoll,
-        StrategyKind::Sse,
-        StrategyKind::Socketio,
-        StrategyKind::SocketioPolling,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             StrategyKind::Poll => "poll",
@@ -101,13 +93,6 @@ impl StrategySpec {
             poll_mode: PollMode::Cursor,
             etag: false,
             wait: (kind == StrategyKind::Longpoll).then_some(DEFAULT_LONGPOLL_WAIT),
-        }
-    }
-
-    pub fn poll(interval: Duration) -> Self {
-        StrategySpec {
-            interval: Some(interval),
-            ..StrategySpec::new(StrategyKind::Poll)
         }
     }
 
