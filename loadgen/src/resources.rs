@@ -5,10 +5,6 @@ use std::time::Duration;
 
 use crate::results::{Machine, ProcessUsage};
 
-/// Linux reports `utime`/`stime` in USER_HZ ticks, which is 100 on every supported architecture
-/// (the kernel fixes it for user space regardless of its internal HZ).
-const USER_HZ: f64 = 100.0;
-
 /// File descriptors kept free for the runtime, the control connections and the child's pipes.
 pub const FD_MARGIN: u64 = 64;
 
@@ -23,35 +19,33 @@ pub struct ProcSample {
     pub peak_rss_bytes: u64,
 }
 
-/// Reads `/proc/<pid>` (`None`: this process). `None` when it is gone or not Linux.
+/// Reads `/proc/<pid>` (`None`: this process) through `procfs`, which converts clock ticks with
+/// the system's real tick rate. `None` when the process is gone, its /proc is not readable, or
+/// this is not Linux.
+#[cfg(target_os = "linux")]
 pub fn sample(pid: Option<u32>) -> Option<ProcSample> {
-    let dir = match pid {
-        Some(pid) => format!("/proc/{pid}"),
-        None => "/proc/self".to_string(),
-    };
-    let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
-    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    let process = match pid {
+        Some(pid) => procfs::process::Process::new(i32::try_from(pid).ok()?),
+        None => procfs::process::Process::myself(),
+    }
+    .ok()?;
+    let stat = process.stat().ok()?;
+    let status = process.status().ok()?;
     Some(ProcSample {
-        cpu_seconds: parse_cpu_seconds(&stat)?,
-        rss_bytes: parse_status_kb(&status, "VmRSS:")? * 1024,
-        peak_rss_bytes: parse_status_kb(&status, "VmHWM:")? * 1024,
+        cpu_seconds: ticks_to_seconds(stat.utime + stat.stime),
+        rss_bytes: status.vmrss? * 1024,
+        peak_rss_bytes: status.vmhwm? * 1024,
     })
 }
 
-/// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) may contain spaces
-/// and parentheses, so fields are counted after the last `)`.
-fn parse_cpu_seconds(stat: &str) -> Option<f64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After ")": state is field 3 of the line, utime field 14, stime field 15.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
+#[cfg(not(target_os = "linux"))]
+pub fn sample(_pid: Option<u32>) -> Option<ProcSample> {
+    None
 }
 
-fn parse_status_kb(status: &str, key: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..].split_whitespace().next()?.parse().ok()
+#[cfg(target_os = "linux")]
+fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / procfs::ticks_per_second().max(1) as f64
 }
 
 /// CPU time of the whole machine, all cores together, in seconds.
@@ -60,24 +54,25 @@ pub struct MachineCpu {
     pub busy_seconds: f64,
 }
 
-/// Reads the first line of `/proc/stat` (USER_HZ ticks of every core): busy = all but idle
-/// and iowait.
+/// The machine's busy CPU time from `/proc/stat`: every state but idle and iowait, all cores.
+#[cfg(target_os = "linux")]
 pub fn machine_cpu() -> Option<MachineCpu> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    parse_machine_cpu(stat.lines().next()?)
+    use procfs::CurrentSI as _;
+    let t = procfs::KernelStats::current().ok()?.total;
+    let busy = t.user
+        + t.nice
+        + t.system
+        + t.irq.unwrap_or(0)
+        + t.softirq.unwrap_or(0)
+        + t.steal.unwrap_or(0);
+    Some(MachineCpu {
+        busy_seconds: ticks_to_seconds(busy),
+    })
 }
 
-fn parse_machine_cpu(line: &str) -> Option<MachineCpu> {
-    let mut fields = line.split_whitespace();
-    if fields.next()? != "cpu" {
-        return None;
-    }
-    let ticks: Vec<f64> = fields.map_while(|f| f.parse().ok()).collect();
-    let total: f64 = ticks.iter().take(8).sum();
-    let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0.0);
-    Some(MachineCpu {
-        busy_seconds: (total - idle) / USER_HZ,
-    })
+#[cfg(not(target_os = "linux"))]
+pub fn machine_cpu() -> Option<MachineCpu> {
+    None
 }
 
 /// CPU used between two samples over `window`, and the peak memory at the later one.
@@ -121,11 +116,10 @@ pub fn ensure_fd_limit(clients: u64, fds_per_client: u64, senders: u64) -> Resul
 
 /// The machine the run happened on.
 pub fn machine_info() -> Machine {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     Machine {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        memory_bytes: parse_status_kb(&meminfo, "MemTotal:").map(|kb| kb * 1024),
+        memory_bytes: memory_bytes(),
         os: std::env::consts::OS.to_string(),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .ok()
@@ -138,25 +132,46 @@ pub fn machine_info() -> Machine {
     }
 }
 
+#[cfg(target_os = "linux")]
+fn memory_bytes() -> Option<u64> {
+    use procfs::Current as _;
+    procfs::Meminfo::current().ok().map(|m| m.mem_total)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn memory_bytes() -> Option<u64> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_stat_with_a_tricky_command_name() {
-        let stat = "1234 (my (odd) name) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 4 0";
-        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+    fn reads_machine_busy_time() {
+        let a = machine_cpu().expect("linux /proc/stat");
+        // Busy time only grows.
+        let mut spin = 0u64;
+        for i in 0..2_000_000u64 {
+            spin = spin.wrapping_add(std::hint::black_box(i));
+        }
+        std::hint::black_box(spin);
+        let b = machine_cpu().expect("linux /proc/stat");
+        assert!(a.busy_seconds > 0.0 && b.busy_seconds >= a.busy_seconds);
+        assert!(machine_info().memory_bytes.is_some_and(|m| m > 0));
     }
 
     #[test]
-    fn reads_machine_busy_time() {
-        let line = "cpu  100 20 30 1000 50 5 5 0 0 0";
-        assert_eq!(
-            parse_machine_cpu(line),
-            Some(MachineCpu { busy_seconds: 1.6 })
-        );
-        assert_eq!(parse_machine_cpu("cpu0 1 2 3 4"), None);
-        assert!(machine_cpu().is_some());
+    fn reads_another_process_and_not_a_missing_one() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        let s = sample(Some(child.id())).expect("the child's /proc");
+        assert!(s.rss_bytes > 0 && s.peak_rss_bytes >= s.rss_bytes);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(sample(Some(child.id())), None);
     }
 
     #[test]

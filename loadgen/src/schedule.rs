@@ -72,6 +72,12 @@ impl Schedule {
     }
 }
 
+/// A seed of its own for client or sender `index`, from the run's `--seed`: the index spread by
+/// the 64-bit golden ratio (as splitmix64 does), so neighbours get unrelated random streams.
+pub fn seed_for(seed: u64, index: u64) -> u64 {
+    seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

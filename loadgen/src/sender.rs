@@ -100,7 +100,7 @@ pub fn send_offsets(
         }
         Arrivals::Poisson => {
             let per_sender = rate / senders as f64;
-            let mut rng = StdRng::seed_from_u64(seed ^ u64::from(index).wrapping_mul(GOLDEN));
+            let mut rng = StdRng::seed_from_u64(crate::schedule::seed_for(seed, u64::from(index)));
             let mut t = 0.0;
             loop {
                 // 1 − U is in (0, 1], so the logarithm is finite.
@@ -115,9 +115,6 @@ pub fn send_offsets(
     }
     out
 }
-
-/// Spreads per-sender seeds (the 64-bit golden ratio, as in splitmix64).
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// One sender's idle connections and its POSTs in flight.
 struct SenderState {

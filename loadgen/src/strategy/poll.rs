@@ -70,9 +70,8 @@ pub async fn run(config: &PollConfig, mut rx: Receiver) {
 
 /// A random phase in `[0, interval)`, the same for a given seed and client.
 fn phase(config: &PollConfig, id: usize) -> Duration {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(
-        config.seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-    );
+    let mut rng =
+        rand::rngs::StdRng::seed_from_u64(crate::schedule::seed_for(config.seed, id as u64));
     config.interval.mul_f64(rng.random::<f64>())
 }
 

@@ -18,7 +18,7 @@ use pushpoll_wire::engineio::{EioPacket, decode_payload, parse_open};
 
 const PATH: &str = "/socket.io/?EIO=4&transport=polling";
 /// Separator of packets in one polling body.
-const RECORD_SEPARATOR: char = '\u{1e}';
+use pushpoll_wire::engineio::RECORD_SEPARATOR;
 
 pub async fn run(mut rx: Receiver, catchup_from: Option<u64>) {
     let mut conn = HttpConn::new(rx.target(), rx.wire());

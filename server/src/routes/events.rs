@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::cursor::parse_since;
 use super::unsent::Unsent;
 use crate::api_error::ApiError;
 use crate::log::{MessageLog, Page};
@@ -102,11 +103,7 @@ fn start_cursor(log: &MessageLog, uri: &Uri, headers: &HeaderMap) -> Result<u64,
     let Query(q) = Query::<EventsQuery>::try_from_uri(uri)
         .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
     match q.since {
-        Some(s) => s.parse().map_err(|_| {
-            ApiError::bad_request(format!(
-                "`since` must be a message id (0 or a positive whole number), got {s:?}"
-            ))
-        }),
+        Some(s) => parse_since(&s),
         None => Ok(log.latest_id()),
     }
 }

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, Version, heade
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::cursor::parse_since;
 use super::page_body::PageBody;
 use crate::api_error::ApiError;
 use crate::body_deadline::BodyTimeout;
@@ -40,11 +41,7 @@ impl PollQuery {
             .map_err(|e| ApiError::bad_request(format!("bad query string: {e}")))?;
         let since = match raw.since.as_deref() {
             None => 0,
-            Some(s) => s.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "`since` must be a message id (0 or a positive whole number), got {s:?}"
-                ))
-            })?,
+            Some(s) => parse_since(s)?,
         };
         let limit = match raw.limit.as_deref() {
             None => usize::MAX,

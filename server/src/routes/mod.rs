@@ -1,5 +1,6 @@
 //! The HTTP router: one handler module per door, plus pages and metrics.
 
+mod cursor;
 mod events;
 mod messages;
 mod page_body;

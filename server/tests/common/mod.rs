@@ -304,7 +304,10 @@ impl PollingClient {
                 return None;
             }
             let body = response.text().await.ok()?;
-            self.pending.extend(body.split('\u{1e}').map(str::to_owned));
+            self.pending.extend(
+                body.split(pushpoll_wire::engineio::RECORD_SEPARATOR)
+                    .map(str::to_owned),
+            );
         }
     }
 
