@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::child::ChildServer;
-use common::redis::RedisServer;
 use common::sse::SseReader;
 use common::{DEADLINE, PollingClient, WsClient, client, get_json, ids, metric, post, url};
+use pushpoll_testkit::redis::RedisServer;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
