@@ -1,4 +1,4 @@
-//! `codec`: the load generator's pure codecs, on the exact bytes the chat server sends.
+//! `codec`: the pure codecs of `pushpoll-wire` the load generator decodes with, on the exact bytes the chat server sends.
 //!
 //! Receive side (what every delivered message costs the generator):
 //! - `socketio_decode`: one WebSocket text frame `42["message",{…}]` to a probe
