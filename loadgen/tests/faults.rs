@@ -47,6 +47,22 @@ async fn run_with(spec: &str, faults: Faults) -> (RunResult, FaultCounts) {
     (r, server.counts())
 }
 
+/// The out-of-order deliveries a run must show: exactly `injected` when the server stored each
+/// sender's probes in sequence. The sender is open-loop, so on a busy machine a POST can still be
+/// in flight at the next send instant and be overtaken; the server then stores the two inverted
+/// and every receiver rightly sees them out of order, so the figure is at least `injected`.
+fn assert_out_of_order(out_of_order: u64, injected: u64, f: &FaultCounts, ctx: &str) {
+    if f.arrived_out_of_order == 0 {
+        assert_eq!(out_of_order, injected, "{ctx}");
+    } else {
+        assert!(out_of_order >= injected, "{ctx}");
+        eprintln!(
+            "{} probes arrived out of sequence at the server (a busy machine): out-of-order {out_of_order}, injected {injected}",
+            f.arrived_out_of_order
+        );
+    }
+}
+
 /// What every run here must show before its fault's own figures: it completed, every receiver
 /// connected once and stayed, every planned probe was posted and measured.
 fn assert_clean_run(r: &RunResult, f: &FaultCounts) {
@@ -95,7 +111,7 @@ async fn drops_are_missing(spec: &str) {
     assert_eq!(d.missing, f.dropped, "{spec}: {d:?} vs injected {f:?}");
     assert_eq!(d.expected, d.delivered + d.missing, "{spec}: {d:?}");
     assert_eq!(d.duplicates, 0, "{spec}: {d:?}");
-    assert_eq!(d.out_of_order, 0, "{spec}: {d:?}");
+    assert_out_of_order(d.out_of_order, 0, &f, &format!("{spec}: {d:?}"));
     // Each missing pair enters the tail censored at the end of the drain.
     assert_eq!(r.latency.corrected.censored, d.missing, "{spec}");
     assert_eq!(r.latency.corrected.count, d.delivered + d.missing, "{spec}");
@@ -149,7 +165,7 @@ async fn duplicates_are_counted(spec: &str) {
     );
     assert_eq!(d.missing, 0, "{spec}: {d:?}");
     assert_eq!(d.delivered, d.expected, "{spec}: {d:?}");
-    assert_eq!(d.out_of_order, 0, "{spec}: {d:?}");
+    assert_out_of_order(d.out_of_order, 0, &f, &format!("{spec}: {d:?}"));
     assert_eq!(
         r.latency.corrected.count, d.delivered,
         "{spec}: a duplicate is not a second latency sample"
@@ -186,9 +202,11 @@ async fn reorders_are_counted(spec: &str) {
         13 * CLIENTS,
         "{spec}: injected {f:?}"
     );
-    assert_eq!(
-        d.out_of_order, f.reordered,
-        "{spec}: {d:?} vs injected {f:?}"
+    assert_out_of_order(
+        d.out_of_order,
+        f.reordered,
+        &f,
+        &format!("{spec}: {d:?} vs injected {f:?}"),
     );
     assert_eq!(d.missing, 0, "{spec}: {d:?}");
     assert_eq!(d.delivered, d.expected, "{spec}: {d:?}");
@@ -220,7 +238,8 @@ async fn a_stalled_socket_misses_every_probe() {
     assert_eq!(d.missing, f.stalled, "{d:?} vs injected {f:?}");
     assert_eq!(d.delivered, (CLIENTS - 1) * PROBES, "{d:?}");
     assert_eq!(d.expected, d.delivered + d.missing, "{d:?}");
-    assert_eq!((d.duplicates, d.out_of_order), (0, 0), "{d:?}");
+    assert_eq!(d.duplicates, 0, "{d:?}");
+    assert_out_of_order(d.out_of_order, 0, &f, &format!("{d:?}"));
 }
 
 // ---- Failed POSTs ----
@@ -255,7 +274,8 @@ async fn failed_posts_are_lost_messages_counted_exactly() {
     assert_eq!(d.delivered, d.probes_sent * CLIENTS, "{d:?}");
     assert_eq!(d.missing, f.failed_posts * CLIENTS, "{d:?}");
     assert_eq!(d.missing_from_failed_sends, d.missing, "{d:?}");
-    assert_eq!((d.duplicates, d.out_of_order), (0, 0), "{d:?}");
+    assert_eq!(d.duplicates, 0, "{d:?}");
+    assert_out_of_order(d.out_of_order, 0, &f, &format!("{d:?}"));
     assert!(!d.exactly_once());
     assert!(
         r.warnings.contains(&Warning::FailedSends {
@@ -282,16 +302,12 @@ fn delayed_polls() -> Faults {
     }
 }
 
-fn assert_delivered_once_in_order(r: &RunResult) {
+fn assert_delivered_once_in_order(r: &RunResult, f: &FaultCounts) {
     let d = &r.delivery;
     assert_eq!(d.expected, PROBES * CLIENTS, "{}: {d:?}", r.label);
     assert_eq!(d.delivered, d.expected, "{}: {d:?}", r.label);
-    assert_eq!(
-        (d.missing, d.duplicates, d.out_of_order),
-        (0, 0, 0),
-        "{}: {d:?}",
-        r.label
-    );
+    assert_eq!((d.missing, d.duplicates), (0, 0), "{}: {d:?}", r.label);
+    assert_out_of_order(d.out_of_order, 0, f, &format!("{}: {d:?}", r.label));
 }
 
 /// Answers sent 100 ms after they were made (poll@200ms): delivery latency rises by about that
@@ -300,10 +316,10 @@ fn assert_delivered_once_in_order(r: &RunResult) {
 async fn delayed_poll_answers_add_their_delay_to_latency() {
     let (base, base_f) = run_with("poll@200ms", Faults::default()).await;
     assert_clean_run(&base, &base_f);
-    assert_delivered_once_in_order(&base);
+    assert_delivered_once_in_order(&base, &base_f);
     let (slow, f) = run_with("poll@200ms", delayed_polls()).await;
     assert_clean_run(&slow, &f);
-    assert_delivered_once_in_order(&slow);
+    assert_delivered_once_in_order(&slow, &f);
     // Every receiver poll, and the capability check's GET /messages?since=0.
     assert_eq!(
         f.delayed_polls,
@@ -378,7 +394,7 @@ fn held_back() -> Faults {
 async fn held_back_poll_answers_lose_nothing() {
     let (r, f) = run_with("poll@100ms", held_back()).await;
     assert_clean_run(&r, &f);
-    assert_delivered_once_in_order(&r);
+    assert_delivered_once_in_order(&r, &f);
     assert!(f.stale_answers > 0, "{f:?}");
     // Each of the 10 candidates was decided once per receiver connection (held back, or included
     // because the poll came too soon after it was stored): one keep-alive connection per receiver.

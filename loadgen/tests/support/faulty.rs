@@ -108,6 +108,10 @@ pub struct FaultLog {
     pub stalled: AtomicU64,
     /// Messages stored.
     pub stored: AtomicU64,
+    /// Probes stored after a later probe of the same sender: the sender's POSTs overtook each
+    /// other (it is open-loop, so on a busy machine one can still be in flight at the next send
+    /// instant). Not a fault of this server, but every receiver sees the inversion.
+    pub arrived_out_of_order: AtomicU64,
     /// Socket.IO sockets connected and SSE streams opened.
     pub sockets: AtomicU64,
     pub sse_streams: AtomicU64,
@@ -133,6 +137,7 @@ pub struct FaultCounts {
     pub hold_backs_skipped: u64,
     pub stalled: u64,
     pub stored: u64,
+    pub arrived_out_of_order: u64,
     pub sockets: u64,
     pub sse_streams: u64,
     pub emit_errors: u64,
@@ -153,6 +158,7 @@ impl FaultLog {
             hold_backs_skipped: self.hold_backs_skipped.load(Relaxed),
             stalled: self.stalled.load(Relaxed),
             stored: self.stored.load(Relaxed),
+            arrived_out_of_order: self.arrived_out_of_order.load(Relaxed),
             sockets: self.sockets.load(Relaxed),
             sse_streams: self.sse_streams.load(Relaxed),
             emit_errors: self.emit_errors.load(Relaxed),
@@ -192,6 +198,7 @@ impl FaultyServer {
             kicked_last_sent: Arc::new(Mutex::new(None)),
             live_sockets: Arc::new(AtomicU64::new(0)),
             poll_conns: Mutex::new(HashMap::new()),
+            highest_seq: Mutex::new(HashMap::new()),
             stop: stop.clone(),
         }));
         let (layer, io) = SocketIo::builder().build_layer();
@@ -311,6 +318,8 @@ struct Inner {
     live_sockets: Arc<AtomicU64>,
     /// Per poll connection (peer address): the highest hold-back candidate already decided.
     poll_conns: Mutex<HashMap<SocketAddr, u64>>,
+    /// Per sender: the highest probe sequence number stored so far.
+    highest_seq: Mutex<HashMap<u32, u64>>,
     stop: CancellationToken,
 }
 
@@ -324,6 +333,14 @@ impl Inner {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let mut messages = lock(&self.messages);
+        if let Ok(p) = Probe::parse(message) {
+            let mut highest = lock(&self.highest_seq);
+            let top = highest.entry(p.sender).or_insert(p.seq);
+            if p.seq < *top {
+                bump(&self.log.arrived_out_of_order);
+            }
+            *top = (*top).max(p.seq);
+        }
         let id = messages.len() as u64 + 1;
         let value = serde_json::json!({"id": id, "name": name, "message": message, "ts": ts});
         let stored = Arc::new(Stored {
