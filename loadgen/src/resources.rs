@@ -38,6 +38,22 @@ pub fn sample(pid: Option<u32>) -> Option<ProcSample> {
     })
 }
 
+/// A process's resident memory, exactly: `Rss` of `/proc/<pid>/smaps_rollup`, which the kernel
+/// counts from the page tables when it is read. `VmRSS` (what [`sample`] reads) is the sum of
+/// counters each thread updates in batches, so it can trail by hundreds of KiB in a busy
+/// multi-threaded process: too coarse to divide by a few connections. Falls back to `VmRSS`
+/// where smaps_rollup is missing.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let dir = format!("/proc/{pid}");
+    if let Ok(rollup) = std::fs::read_to_string(format!("{dir}/smaps_rollup"))
+        && let Some(kb) = parse_status_kb(&rollup, "Rss:")
+    {
+        return Some(kb * 1024);
+    }
+    let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
+    Some(parse_status_kb(&status, "VmRSS:")? * 1024)
+}
+
 /// utime + stime from a `/proc/<pid>/stat` line. The command name (field 2) may contain spaces
 /// and parentheses, so fields are counted after the last `)`.
 fn parse_cpu_seconds(stat: &str) -> Option<f64> {
@@ -164,6 +180,12 @@ mod tests {
         let s = sample(None).expect("linux /proc");
         assert!(s.rss_bytes > 0 && s.peak_rss_bytes >= s.rss_bytes);
         assert!(s.cpu_seconds >= 0.0);
+    }
+
+    #[test]
+    fn reads_this_process_resident_memory() {
+        let rss = resident_bytes(std::process::id()).expect("linux /proc");
+        assert!(rss > 0);
     }
 
     #[test]
