@@ -343,6 +343,14 @@ async fn run_phases(
     let clients = ids.len();
     let connect_rate = scenario.connect_rate / f64::from(spec.map_or(1, |s| s.count));
     let ramp = Duration::from_secs_f64(clients as f64 / connect_rate.max(1e-3));
+    // The server's memory per connection: its RSS now (up, before any receiver) against its RSS
+    // with them connected. Only for one server process read from /proc, and not in a shard
+    // (other shards connect to the same server meanwhile).
+    let server_pid = server
+        .pid()
+        .filter(|_| shard.is_none() && !ctx.nodes.is_several());
+    let rss = || server_pid.and_then(resources::resident_bytes);
+    let server_baseline = rss();
     let spawner = tokio::spawn(spawn_receivers(
         ctx.clone(),
         strategy.clone(),
@@ -352,6 +360,7 @@ async fn run_phases(
     wait_connected(ctx, clients as u64, start + ramp + CONNECT_GRACE).await;
     let connected = ctx.counters.connected.load(Relaxed);
     let connect_end = Instant::now();
+    let server_idle = rss();
 
     // A shard's schedule starts at the shared start instant, its recorder's epoch.
     let origin = shard.map_or_else(Instant::now, |_| ctx.recorder.epoch());
@@ -362,6 +371,7 @@ async fn run_phases(
     ctx.nodes
         .place_senders(plan.senders.iter().map(|p| p.index));
     let (at_from, at_to) = send_and_measure(ctx, &plan, connected, server, phase, loop_lag).await;
+    let server_sent = rss();
     drain(ctx, Instant::now() + scenario.drain).await;
     let drain_end = Instant::now();
     // The run closes: POSTs still in flight stay unanswered, missing pairs are censored here.
@@ -369,6 +379,7 @@ async fn run_phases(
     ctx.recorder.close(drain_end);
     let gen_end = resources::sample(None).unwrap_or_default();
     let server_end = server.pid().and_then(|pid| resources::sample(Some(pid)));
+    let server_drained = rss();
     ctx.stop_receivers.cancel();
     join_within(spawner.await.unwrap_or_default(), STOP_GRACE).await;
     let end = Instant::now();
@@ -379,6 +390,15 @@ async fn run_phases(
         ..resources::usage_between(at_from.generator, at_to.generator, window)
     };
     ctx.nodes.set_window(&at_from.nodes, &at_to.nodes, window);
+    let server_memory = server_baseline
+        .zip(server_idle)
+        .and_then(|(baseline, idle)| {
+            let peak = [server_sent, server_drained]
+                .into_iter()
+                .flatten()
+                .fold(idle, u64::max);
+            results::ServerMemory::new(baseline, idle, peak, connected)
+        });
     let server = ServerSide::from_snapshots(&at_from.server, &at_to.server, server_end, window);
     let other_cpu_percent = other_cpu_percent(&at_from, &at_to, &generator, &server, window);
     RunFacts {
@@ -400,6 +420,7 @@ async fn run_phases(
         planned_polls: planned_polls(strategy, connected, window),
         generator,
         server,
+        server_memory,
         other_cpu_percent,
         outcome: results::Outcome::Completed,
         target: String::new(),

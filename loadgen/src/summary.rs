@@ -55,6 +55,8 @@ pub struct RunFacts {
     pub planned_polls: u64,
     pub generator: ProcessUsage,
     pub server: ServerSide,
+    /// The server's memory per connection (its process known to /proc only).
+    pub server_memory: Option<crate::results::ServerMemory>,
     /// CPU used by other processes during the window (100 = one core), when measurable.
     pub other_cpu_percent: Option<f64>,
     pub outcome: Outcome,
@@ -154,6 +156,7 @@ pub fn assemble(
         generator: facts.generator.clone(),
         server,
         server_source: server_source.to_string(),
+        server_memory: facts.server_memory.take(),
     };
     let mut warnings = warnings(
         ctx, &facts, &delivery, &latency, &schedule, &resources, strategy,
@@ -560,6 +563,7 @@ mod cpu_warning_tests {
             generator: usage(generator),
             server: server.map(usage),
             server_source: source.into(),
+            server_memory: None,
         }
     }
 

@@ -88,6 +88,9 @@ fn assert_clean_run(r: &RunResult, f: &FaultCounts) {
         "every accepted probe was stored: {ctx}"
     );
     assert_eq!(f.emit_errors, 0, "no message lost but by a fault: {ctx}");
+    // The faulty server runs in this process, whose memory is the generator's too: no figure
+    // of the server's memory per connection (absent, never a zero).
+    assert_eq!(r.resources.server_memory, None, "{ctx}");
 }
 
 // ---- Dropped messages: missing deliveries ----
@@ -469,4 +472,108 @@ async fn a_dropped_socketio_receiver_catches_up_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_socketio_polling_receiver_catches_up_exactly() {
     a_dropped_receiver_catches_up("socketio-polling").await;
+}
+
+// ---- Server memory per connection ----
+
+/// Bytes each SSE stream of the memory-holding server allocates, writes and keeps.
+const HELD_PER_STREAM: usize = 1 << 20;
+/// Set (to the bytes to hold) in the child process that serves as the memory-holding server.
+const HOLD_ENV: &str = "PUSHPOLL_TEST_HOLD_PER_STREAM";
+
+/// Not a test: the body of the child process [`server_memory_per_connection_is_measured`]
+/// starts (this test binary again, with [`HOLD_ENV`] set). A faulty server holding
+/// [`HOLD_ENV`] bytes per SSE stream, its URL on stdout; it ends when its stdin closes, or
+/// after two minutes at most. Without the variable it returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child process of server_memory_per_connection_is_measured"]
+async fn memory_holding_server_process() {
+    use tokio::io::AsyncReadExt;
+    let Some(hold) = std::env::var(HOLD_ENV).ok().and_then(|v| v.parse().ok()) else {
+        return;
+    };
+    let server = FaultyServer::start(Faults {
+        hold_per_stream: Some(hold),
+        ..Faults::default()
+    })
+    .await;
+    println!("listening on {}", server.url());
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::io::stdin().read_to_end(&mut sink),
+    )
+    .await;
+}
+
+/// A server in its own process that holds 1 MiB per connection (every byte written, so
+/// resident) until the connection ends: loadgen's server memory per connection is that 1 MiB,
+/// within [−64 KiB, +96 KiB]. Below: the baseline's noise, spread over 15 connections (the
+/// server's allocator may hand back to the OS, after the baseline was read, up to ~0.7 MB it
+/// held then: seen here as −47 KiB per connection in the idle figure, 0.07 KiB at 10,000
+/// connections) and the RSS's page granularity. Above: the server's own state per connection
+/// (hyper's buffers, the connection's and the stream's tasks: 5–11 KiB measured here) and
+/// what the messages added. A figure that lost the baseline, or counted another process,
+/// would be off by megabytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_memory_per_connection_is_measured() {
+    use std::process::Stdio;
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = tokio::process::Command::new(exe)
+        .args([
+            "memory_holding_server_process",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HOLD_ENV, HELD_PER_STREAM.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the memory-holding server");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        // libtest prints its own lines first, and `test NAME ... ` before the server's line.
+        for _ in 0..20 {
+            let line = lines.next_line().await.ok()??;
+            if let Some((_, url)) = line.split_once("listening on ") {
+                return Some(url.trim().to_string());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the memory-holding server prints its URL within 30 s");
+    let scenario = Scenario {
+        clients: NonZeroUsize::new(CLIENTS as usize).expect("nonzero"),
+        senders: NonZeroUsize::new(1).expect("nonzero"),
+        warmup: Duration::ZERO,
+        drain: Duration::from_secs(1),
+        ..small_scenario(Some(url))
+    };
+    let r = run("sse", &scenario).await;
+    drop(child.stdin.take());
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let ctx = format!("{:#?}", r.resources);
+    assert_eq!(r.outcome, Outcome::Completed, "{ctx}");
+    assert_eq!(r.resources.server_source, "proc", "a local process: {ctx}");
+    let m = r.resources.server_memory.as_ref().expect("figure present");
+    assert_eq!(m.connections, CLIENTS, "{ctx}");
+    assert!(
+        m.baseline_rss_bytes > 0 && m.peak_rss_bytes >= m.idle_rss_bytes,
+        "{ctx}"
+    );
+    let held = HELD_PER_STREAM as f64;
+    for per_connection in [m.per_connection_bytes, m.idle_per_connection_bytes] {
+        assert!(
+            (held - 64.0 * 1024.0..=held + 96.0 * 1024.0).contains(&per_connection),
+            "{per_connection} bytes per connection, {held} held: {ctx}"
+        );
+    }
 }

@@ -576,6 +576,47 @@ pub struct Resources {
     pub server: Option<ProcessUsage>,
     /// How the server's usage was read: `proc` (child process), `metrics` (its /metrics), `unavailable`.
     pub server_source: String,
+    /// The server's memory per connection, when its process can be read from /proc (a spawned
+    /// child or a local `--target`); absent otherwise, never zero for unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_memory: Option<ServerMemory>,
+}
+
+/// The server's resident memory before and with the run's receivers connected, and what each
+/// connection added: `(rss − baseline) / connections`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerMemory {
+    /// Resident memory (`Rss` of /proc/PID/smaps_rollup) after the server was up (and answered
+    /// the generator's checks), before the first receiver connected.
+    pub baseline_rss_bytes: u64,
+    /// Resident memory once every receiver had connected, before the first send (idle
+    /// connections).
+    pub idle_rss_bytes: u64,
+    /// The highest resident memory sampled while the receivers were connected: once connected,
+    /// after the last send, at the end of the drain.
+    pub peak_rss_bytes: u64,
+    /// Receiver connections open when the server was sampled (the receivers connected).
+    pub connections: u64,
+    /// `(peak_rss_bytes − baseline_rss_bytes) / connections`, bytes (0 when the RSS fell).
+    pub per_connection_bytes: f64,
+    /// `(idle_rss_bytes − baseline_rss_bytes) / connections`: an idle connection's cost.
+    pub idle_per_connection_bytes: f64,
+}
+
+impl ServerMemory {
+    /// From the server's VmRSS before the receivers connected, once they had, and the highest
+    /// reading while they were connected. `None` without connections.
+    pub fn new(baseline: u64, idle: u64, peak: u64, connections: u64) -> Option<ServerMemory> {
+        let per = |rss: u64| rss.saturating_sub(baseline) as f64 / connections as f64;
+        (connections > 0).then(|| ServerMemory {
+            baseline_rss_bytes: baseline,
+            idle_rss_bytes: idle,
+            peak_rss_bytes: peak.max(idle),
+            connections,
+            per_connection_bytes: per(peak.max(idle)),
+            idle_per_connection_bytes: per(idle),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -229,6 +229,17 @@ pub fn render_summary(r: &RunResult, saved: &std::path::Path) -> String {
         "  cpu: generator {:.0}%, server {server_cpu}",
         r.resources.generator.cpu_percent
     );
+    if let Some(mem) = &r.resources.server_memory {
+        let _ = writeln!(
+            out,
+            "  server memory: {:.1} KiB per connection ({:.1} KiB idle), {:.1} MB before and {:.1} MB with {} connections",
+            mem.per_connection_bytes / 1024.0,
+            mem.idle_per_connection_bytes / 1024.0,
+            mem.baseline_rss_bytes as f64 / 1e6,
+            mem.peak_rss_bytes as f64 / 1e6,
+            mem.connections
+        );
+    }
     let _ = writeln!(out, "  results: {}", saved.display());
     for w in &r.warnings {
         let _ = writeln!(out, "  warning: {w}");

@@ -523,6 +523,9 @@ fn sum_counts(r: &mut RunResult, runs: &[&RunResult]) {
     (s.achieved_sends, s.failed_sends) = (achieved, failed);
     r.timings = Default::default();
     r.resources.generator = Default::default();
+    // Each shard's server memory counted its own receivers against a server the other shards
+    // were connecting to as well: not a figure of the merged run.
+    r.resources.server_memory = None;
     for x in runs {
         let q = &x.traffic.requests;
         t.requests.receiver_requests += q.receiver_requests;

@@ -27,13 +27,17 @@ pub async fn run(wait: Duration, start_id: u64, mut rx: Receiver) {
         seen_len: 0,
     };
     let wait_text = format_duration(wait);
+    // One waiter on the run's shared stop token for the whole loop, not one per request.
+    let stop = rx.ctx.stop_receivers.clone();
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let path = format!("/messages?since={}&wait={wait_text}", cursor.last_id);
         rx.request();
         let requested = Instant::now();
         let answer = tokio::select! {
             a = conn.get_list(&path, wait + WAIT_SLACK) => a,
-            _ = rx.stopped().cancelled() => return,
+            _ = &mut stopped => return,
         };
         let ok = match answer {
             Ok(answer) => {

@@ -109,13 +109,17 @@ impl Strategy {
 
     /// Runs one receiver until it is told to stop (or cannot connect).
     pub async fn run(&self, rx: Receiver) {
+        // Each arm boxed: a receiver's task holds its own strategy's state, not the largest of
+        // the five (the HTTP strategies' hyper futures would size every Socket.IO client).
         match self {
-            Strategy::Poll(config) => poll::run(config, rx).await,
-            Strategy::Longpoll { wait, start_id } => longpoll::run(*wait, *start_id, rx).await,
-            Strategy::Sse => sse::run(rx).await,
-            Strategy::Socketio { catchup_from } => socketio::run(rx, *catchup_from).await,
+            Strategy::Poll(config) => Box::pin(poll::run(config, rx)).await,
+            Strategy::Longpoll { wait, start_id } => {
+                Box::pin(longpoll::run(*wait, *start_id, rx)).await
+            }
+            Strategy::Sse => Box::pin(sse::run(rx)).await,
+            Strategy::Socketio { catchup_from } => Box::pin(socketio::run(rx, *catchup_from)).await,
             Strategy::SocketioPolling { catchup_from } => {
-                socketio_polling::run(rx, *catchup_from).await
+                Box::pin(socketio_polling::run(rx, *catchup_from)).await
             }
         }
     }

@@ -19,11 +19,16 @@ use pushpoll_wire::engineio::{EioPacket, decode_packet, parse_open};
 
 type Ws = WebSocketStream<ClientStream>;
 
-/// Chat frames are small; a 4 KiB read buffer keeps each idle client cheap, and an eager write
-/// (no write buffering) sends pongs at once.
+/// Chat frames are small (a probe event is ~200 bytes); a 1 KiB read buffer keeps each idle
+/// client cheap, and an eager write (no write buffering) sends pongs at once. tungstenite zeroes
+/// the free part of its read buffer before every read, so a 4 KiB buffer was a whole resident
+/// page per client and a 4 KiB memset per frame; a larger frame is read in several reads
+/// (its full length is reserved once its header is known).
+const READ_BUFFER_BYTES: usize = 1024;
+
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20))
@@ -39,7 +44,9 @@ pub async fn run(mut rx: Receiver, catchup_from: Option<u64>) {
 }
 
 async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
-    let mut ws = match open(rx).await {
+    // The handshake and the catch-up run once per session: boxed, so their states do not size
+    // every idle client's task.
+    let mut ws = match Box::pin(open(rx)).await {
         Ok(ws) => ws,
         Err(kind) => return End::Lost(kind),
     };
@@ -49,16 +56,29 @@ async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
     // ping timeout (from the open packet) is gone, even if TCP says nothing.
     let mut heartbeat: Option<Duration> = None;
     let mut last_heard = Instant::now();
+    // One stop waiter and one timer for the whole session, not a new pair per frame: each frame
+    // used to register (and drop) a waiter on the run's shared stop token and a timer entry.
+    // The timer is moved only when it fires early (the server was heard since it was set) or
+    // when the heartbeat becomes known, so each deadline still ends the session when it passes.
+    let stop = rx.ctx.stop_receivers.clone();
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    let timer = tokio::time::sleep_until(deadline);
+    tokio::pin!(timer);
     loop {
-        let silent_after = heartbeat.map(|h| last_heard + h);
         let frame = tokio::select! {
             f = ws.next() => f,
-            _ = rx.stopped().cancelled() => return End::Stopped,
-            _ = tokio::time::sleep_until(deadline), if rx.is_connecting() => {
-                return End::Lost(ErrorKind::Timeout);
-            }
-            _ = tokio::time::sleep_until(silent_after.unwrap_or(deadline)), if silent_after.is_some() => {
-                return End::Lost(ErrorKind::Timeout);
+            _ = &mut stopped => return End::Stopped,
+            _ = &mut timer => {
+                let now = Instant::now();
+                let expired = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                let connect_by = rx.is_connecting().then_some(deadline);
+                let silent_after = heartbeat.map(|h| last_heard + h);
+                if expired(connect_by) || expired(silent_after) {
+                    return End::Lost(ErrorKind::Timeout);
+                }
+                timer.as_mut().reset(next_check(connect_by, silent_after));
+                continue;
             }
         };
         last_heard = Instant::now();
@@ -75,6 +95,9 @@ async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
                     heartbeat = parse_open(json)
                         .ok()
                         .map(|o| Duration::from_millis(o.ping_interval + o.ping_timeout));
+                    let connect_by = rx.is_connecting().then_some(deadline);
+                    let silent_after = heartbeat.map(|h| last_heard + h);
+                    timer.as_mut().reset(next_check(connect_by, silent_after));
                 }
                 on_packet(packet, rx, last_heard)
             }
@@ -91,12 +114,22 @@ async fn session(rx: &mut Receiver, catchup_from: Option<u64>) -> End {
             }
             Step::Connected => {
                 rx.connected();
-                catch_up_if_needed(rx, catchup_from).await;
+                Box::pin(catch_up_if_needed(rx, catchup_from)).await;
             }
             Step::Closed => return End::Lost(ErrorKind::Closed),
             Step::Refused => return End::Lost(ErrorKind::Protocol),
             Step::Nothing | Step::Delivered => {}
         }
+    }
+}
+
+/// When the session's timer must next look: the earlier of the deadlines in force (a far
+/// instant when none is: a connected session whose server sent no heartbeat).
+fn next_check(connect_by: Option<Instant>, silent_after: Option<Instant>) -> Instant {
+    match (connect_by, silent_after) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => Instant::now() + Duration::from_secs(24 * 3600),
     }
 }
 

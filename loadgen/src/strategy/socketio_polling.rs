@@ -46,6 +46,9 @@ async fn session(rx: &mut Receiver, conn: &mut HttpConn, catchup_from: Option<u6
     let stop = rx.ctx.stop_receivers.clone();
     // A reconnect's namespace connect may come with the handshake: catch up before waiting.
     catch_up_if_needed(rx, catchup_from).await;
+    // One waiter on the run's shared stop token for the whole session, not one per GET.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         if !replies.is_empty()
             && let Err(kind) = post(rx, conn, &session.path, std::mem::take(&mut replies)).await
@@ -54,7 +57,7 @@ async fn session(rx: &mut Receiver, conn: &mut HttpConn, catchup_from: Option<u6
         }
         let body = tokio::select! {
             b = get(rx, conn, &session.path, session.get_timeout) => b,
-            _ = stop.cancelled() => return End::Stopped,
+            _ = &mut stopped => return End::Stopped,
         };
         let body = match body {
             Ok(body) => body,

@@ -152,6 +152,7 @@ pub fn run(spec: StrategySpec, seed: u64) -> RunResult {
                 peak_rss_bytes: 20_000_000 + seed * 1_000_000,
             }),
             server_source: "proc".into(),
+            server_memory: None,
         },
         generator_error: Default::default(),
         polls: None,

@@ -83,6 +83,10 @@ pub struct Faults {
     pub delay_per_socket: Option<Duration>,
     /// Credentials every client must show, and a 429 after n requests ([`super::gate`]).
     pub gate: super::gate::Gate,
+    /// Every SSE stream allocates this many bytes, writes every one of them (so each page is
+    /// resident), and holds them until the stream ends: a server whose memory per connection
+    /// is known.
+    pub hold_per_stream: Option<usize>,
 }
 
 /// What the server injected and served, counted as it happened.
@@ -705,18 +709,23 @@ async fn events(
     let index = app.streams_seen.fetch_add(1, Relaxed) + 1;
     bump(&app.log.sse_streams);
     let feed = app.feed(index, false);
+    let held: Option<Vec<u8>> = app
+        .faults
+        .hold_per_stream
+        .map(|n| std::hint::black_box(vec![1; n]));
     let follower = Follower::new(app, feed, cursor);
     // The first chunk goes out at once, so the client sees the stream open.
     let greeting = futures_util::stream::once(async {
         Ok::<_, Infallible>(Bytes::from_static(b"retry: 1000\n\n"))
     });
-    let events = futures_util::stream::unfold(follower, |mut f| async move {
+    // The held bytes travel with the stream's state and are freed when the stream ends.
+    let events = futures_util::stream::unfold((follower, held), |(mut f, held)| async move {
         let batch = f.next().await?;
         let mut chunk = String::new();
         for m in &batch {
             chunk.push_str(&format!("id: {}\ndata: {}\n\n", m.id, m.json));
         }
-        Some((Ok(Bytes::from(chunk)), f))
+        Some((Ok(Bytes::from(chunk)), (f, held)))
     });
     let body = Body::from_stream(futures_util::StreamExt::chain(greeting, events));
     (

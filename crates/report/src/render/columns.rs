@@ -342,6 +342,13 @@ pub const COLUMNS: &[Column] = &[
         value: |_, r| opt(r.server_memory_bytes()),
     },
     Column {
+        group: Group::Overhead,
+        title: "server memory per connection",
+        key: "server_memory_per_connection_bytes",
+        format: Format::Bytes,
+        value: |_, r| opt(r.server_memory_per_connection()),
+    },
+    Column {
         group: Group::Loss,
         title: "expected",
         key: "expected",

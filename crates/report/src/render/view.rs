@@ -240,6 +240,13 @@ impl<'a> RunView<'a> {
             .map(|s| s.peak_rss_bytes as f64)
     }
 
+    /// `(peak RSS with the receivers connected − RSS before) / connections`, when the server's
+    /// process was readable.
+    pub fn server_memory_per_connection(&self) -> Option<f64> {
+        let m = self.run.resources.server_memory.as_ref()?;
+        Some(m.per_connection_bytes)
+    }
+
     pub fn errors(&self) -> u64 {
         self.run.traffic.requests.errors.values().sum()
     }
