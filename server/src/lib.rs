@@ -29,6 +29,7 @@ pub mod log;
 mod malformed;
 pub mod metrics;
 pub mod net;
+mod own_head;
 mod rate;
 mod reserve;
 mod routes;
