@@ -31,6 +31,7 @@ pub mod log;
 mod malformed;
 pub mod metrics;
 pub mod net;
+mod own_head;
 pub mod process;
 mod rate;
 mod reserve;

@@ -29,6 +29,9 @@ use crate::log::MessageLog;
 use crate::malformed::{MalformedPolicy, Strikes};
 use crate::metrics::Metrics;
 
+/// Bytes of each WebSocket's read buffer (see [`build`]).
+const WS_READ_BUFFER: usize = 512;
+
 /// Messages taken from the log per broadcast step.
 const BATCH: usize = 256;
 
@@ -63,6 +66,9 @@ pub fn build<S: Clone + Send + Sync + 'static>(
         // it does not turn tungstenite's size error into a close code, and offers no hook to.
         .ws_max_frame_size(max_payload)
         .ws_max_message_size(max_payload)
+        // The WebSocket read buffer every socket allocates up front (engineioxide's default is
+        // 4 KiB). Clients send pongs and small events; a larger frame grows it as it needs.
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .ping_interval(config.ping_interval)
         .ping_timeout(config.ping_timeout)
         .with_state(SocketState {
@@ -78,7 +84,8 @@ pub fn build<S: Clone + Send + Sync + 'static>(
         .route_service("/socket.io/", service)
         .layer(axum::middleware::from_fn(
             crate::engineio_errors::numeric_codes,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(crate::own_head::own_head));
     (routes, io)
 }
 
