@@ -21,9 +21,9 @@ type Ws = WebSocketStream<ClientStream>;
 
 /// Chat frames are small (a probe event is ~200 bytes); a 1 KiB read buffer keeps each idle
 /// client cheap, and an eager write (no write buffering) sends pongs at once. tungstenite zeroes
-/// the free part of its read buffer before every read, so a 4 KiB buffer was a whole resident
-/// page per client and a 4 KiB memset per frame; a larger frame is read in several reads
-/// (its full length is reserved once its header is known).
+/// the free part of its read buffer before every read: with 4 KiB that memset was 0.9 % of the
+/// generator's CPU at 4,000 clients, 0.5 % with 1 KiB (the RSS did not measurably change). A
+/// larger frame is read in several reads (its full length is reserved once its header is known).
 const READ_BUFFER_BYTES: usize = 1024;
 
 fn ws_config() -> WebSocketConfig {
