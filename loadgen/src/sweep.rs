@@ -364,7 +364,7 @@ fn hold_lag_to_the_fastest(runs: &mut [RunResult]) {
 }
 
 /// A run that could not start still gets a row, so the report says what happened to it.
-fn failed_run(spec: &StrategySpec, scenario: &Scenario, detail: String) -> RunResult {
+pub(crate) fn failed_run(spec: &StrategySpec, scenario: &Scenario, detail: String) -> RunResult {
     RunResult {
         label: spec.label(),
         strategy: spec.clone(),
