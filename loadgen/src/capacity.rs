@@ -134,20 +134,14 @@ pub fn verdict(run: &RunResult, target: Duration) -> Result<(), Broke> {
     // intended instant, so the delay is inside them, and it can only have changed the verdict
     // once it is a visible share (a tenth) of the p99 target. Beside a 100 ms target, 0.2 ms of
     // send lag is not a reason to stop, though it is beside a 1.5 ms p50 in a comparison table.
-    let g = &run.generator_error;
-    let lag_p99_us = g.send_lag.p99_us.max(g.loop_lag.p99_us);
-    let lag_is_small = lag_p99_us <= target_us / 10;
-    let about_lag = |w: &Warning| {
-        matches!(
-            w,
-            Warning::GeneratorLag { .. } | Warning::LateSends { .. } | Warning::LatePolls { .. }
-        )
+    let small = |lag_us: u64| lag_us <= target_us / 10;
+    let send_lag_us = run.generator_error.send_lag.p99_us;
+    let shaped_the_verdict = |w: &Warning| match w {
+        Warning::GeneratorLag { p99_us, .. } | Warning::LatePolls { p99_us, .. } => !small(*p99_us),
+        Warning::LateSends { .. } => !small(send_lag_us),
+        other => other.is_saturation(),
     };
-    if let Some(w) = run
-        .warnings
-        .iter()
-        .find(|w| w.is_saturation() && !(lag_is_small && about_lag(w)))
-    {
+    if let Some(w) = run.warnings.iter().find(|w| shaped_the_verdict(w)) {
         return Err(Broke::GeneratorHealth {
             warning: w.to_string(),
         });

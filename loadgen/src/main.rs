@@ -37,6 +37,13 @@ fn init_logging(command: &Command) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
+    // The child server runs as `chat-server` does, on its own runtime (`--threads`).
+    if let Command::ServeChat(args) = cli.command {
+        let runtime = chat_server::process::runtime(args.config.threads, "chat-server")
+            .context("starting the async runtime")?;
+        runtime.block_on(cli::serve_chat(args))?;
+        return Ok(0);
+    }
     let worker = std::sync::atomic::AtomicUsize::new(0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         // Numbered, so per-thread CPU and loop lag in the results tell the workers apart (at most
@@ -68,10 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Ok(cli::exit_code(&report.result.outcome))
             }
-            Command::ServeChat(args) => {
-                cli::serve_chat(args).await?;
-                Ok(0)
-            }
+            Command::ServeChat(_) => unreachable!("served above, on its own runtime"),
             Command::Compare(args) => match args.capacity {
                 Some(p99) => {
                     let found = cli::capacity::compare_capacity(&args, p99, cancel).await?;

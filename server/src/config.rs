@@ -120,6 +120,12 @@ pub struct Config {
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Worker threads of the server's runtime [default: one per core]. With the load generator
+    /// on the same machine, `--threads 1` keeps the server to one core as a Node.js server is,
+    /// so a broadcast burst cannot take the generator's core as well (see the README).
+    #[arg(long, value_parser = parse_positive)]
+    pub threads: Option<usize>,
 }
 
 impl Default for Config {
@@ -190,6 +196,7 @@ mod tests {
         assert_eq!(config.http2_max_streams, 32);
         assert_eq!(config.redis, None);
         assert_eq!(config.redis_key, "pushpoll");
+        assert_eq!(config.threads, None);
     }
 
     #[test]
@@ -200,6 +207,8 @@ mod tests {
             config: Config,
         }
         let err = Cli::try_parse_from(["x", "--capacity", "0"]).err();
+        assert!(err.is_some_and(|e| e.to_string().contains("at least 1")));
+        let err = Cli::try_parse_from(["x", "--threads", "0"]).err();
         assert!(err.is_some_and(|e| e.to_string().contains("at least 1")));
         let err = Cli::try_parse_from(["x", "--sse-max-buffered", "1000000"]).err();
         assert!(err.is_some_and(|e| e.to_string().contains("between 1024 and 49152")));

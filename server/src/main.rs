@@ -1,5 +1,6 @@
 //! `chat-server`: parse flags, bind, announce the address, serve until SIGINT/SIGTERM.
 
+use anyhow::Context;
 use chat_server::Config;
 use clap::Parser;
 
@@ -11,10 +12,11 @@ struct Cli {
     config: Config,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = Cli::parse().config;
     chat_server::process::init_logging();
-    chat_server::process::serve(config, std::future::pending()).await?;
+    let runtime = chat_server::process::runtime(config.threads, "chat-server")
+        .context("starting the async runtime")?;
+    runtime.block_on(chat_server::process::serve(config, std::future::pending()))?;
     Ok(())
 }

@@ -23,6 +23,16 @@ pub enum ProcessError {
     Server(#[from] ServerError),
 }
 
+/// The multi-threaded runtime a server process runs on: `threads` workers (`--threads`), or one
+/// per core. `name` prefixes the worker threads' names.
+pub fn runtime(threads: Option<usize>, name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    builder.thread_name(name).enable_all().build()
+}
+
 /// Logs to standard error, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
     tracing_subscriber::fmt()
@@ -67,4 +77,17 @@ pub async fn serve(
     };
     crate::run_with(listener, config, backend, shutdown).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_has_the_threads_asked_for() {
+        let one = runtime(Some(1), "t").expect("runtime");
+        assert_eq!(one.metrics().num_workers(), 1);
+        let three = runtime(Some(3), "t").expect("runtime");
+        assert_eq!(three.metrics().num_workers(), 3);
+    }
 }
