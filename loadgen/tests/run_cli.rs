@@ -271,3 +271,39 @@ fn serve_chat_logs_like_the_server() {
     assert!(stderr.contains("serving the chat"), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+/// `loadgen run` is a sweep of one: a run that cannot start (nothing listens on the target) is
+/// recorded as failed in its folder, said in one line, and exits 1.
+#[test]
+fn a_run_that_cannot_start_is_recorded_and_exits_1() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let out = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            "--strategy",
+            "sse",
+            "--clients",
+            "3",
+            "--duration",
+            "1s",
+        ])
+        .args(["--target", &format!("http://127.0.0.1:{port}"), "--out"])
+        .arg(out.path())
+        .output()
+        .expect("run the binary");
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("sse: FAILED"), "{stdout}");
+    assert!(stdout.contains("unreachable"), "{stdout}");
+    assert!(
+        !stdout.contains("latency"),
+        "no figures for a run that never started: {stdout}"
+    );
+    let saved = loadgen::results::Results::load(out.path()).expect("results.json");
+    assert!(matches!(saved.runs[0].outcome, Outcome::Failed { .. }));
+}

@@ -155,6 +155,11 @@ pub fn render_summary(r: &RunResult, saved: &std::path::Path) -> String {
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = writeln!(out, "{}: {}", r.label, r.outcome);
+    if r.clients.planned == 0 {
+        // It failed before any client was placed: there are no figures to show.
+        let _ = writeln!(out, "  results: {}", saved.display());
+        return out;
+    }
     if r.traffic.wire == crate::results::Wire::Tls {
         let _ = writeln!(
             out,
