@@ -363,57 +363,43 @@ async fn emit_probe(
     }
 }
 
-/// Posts one probe text as `name` (also used by the benches' one-at-a-time deliveries).
+/// Posts one probe text as `name` (also used by the benches' one-at-a-time deliveries): the
+/// chat's `POST /messages` with `{name, message}`, or a profiled target's own route, method, body
+/// template and content type.
 pub(crate) async fn post(
     conn: &mut HttpConn,
     ctx: &RunContext,
     name: &str,
     text: &str,
 ) -> Result<(), HttpError> {
-    if ctx.target.custom_profile().is_some() {
-        return post_as_profiled(conn, ctx, name, text).await;
-    }
-    let body = serde_json::to_vec(&PostBody {
-        name,
-        message: text,
-    })
-    .map(bytes::Bytes::from)
-    .expect("a struct of two strings always serializes");
-    ctx.counters.posts.fetch_add(1, Relaxed);
-    let build = |t: &crate::net::TargetAddr| {
-        t.request(Method::POST, "/messages")
-            .header(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )
-            .body(Full::new(body.clone()))
+    let profile = ctx
+        .target
+        .custom_profile()
+        .map(|_| ctx.target.profile.clone());
+    let (method, route, content_type, body) = match &profile {
+        Some(profile) => (
+            // Checked when the profile was loaded.
+            Method::from_bytes(profile.send.method.as_bytes()).unwrap_or(Method::POST),
+            profile.send.route.as_str(),
+            HeaderValue::from_str(&profile.send.content_type)
+                .unwrap_or(HeaderValue::from_static("application/json")),
+            bytes::Bytes::from(profile.send_body(name, text)),
+        ),
+        None => (
+            Method::POST,
+            "/messages",
+            HeaderValue::from_static("application/json"),
+            serde_json::to_vec(&PostBody {
+                name,
+                message: text,
+            })
+            .map(bytes::Bytes::from)
+            .expect("a struct of two strings always serializes"),
+        ),
     };
-    let resp = conn.send(build, false, POST_TIMEOUT).await?;
-    let status = resp.status();
-    collect_body(resp, POST_TIMEOUT).await?;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(HttpError::Status(status))
-    }
-}
-
-/// [`post`] for a target with its own profile: its route, method, body template, content type.
-async fn post_as_profiled(
-    conn: &mut HttpConn,
-    ctx: &RunContext,
-    name: &str,
-    text: &str,
-) -> Result<(), HttpError> {
-    let profile = ctx.target.profile.clone();
-    let body = bytes::Bytes::from(profile.send_body(name, text));
-    // Checked when the profile was loaded.
-    let method = Method::from_bytes(profile.send.method.as_bytes()).unwrap_or(Method::POST);
-    let content_type = HeaderValue::from_str(&profile.send.content_type)
-        .unwrap_or(HeaderValue::from_static("application/json"));
     ctx.counters.posts.fetch_add(1, Relaxed);
     let build = |t: &crate::net::TargetAddr| {
-        t.request(method.clone(), &profile.send.route)
+        t.request(method.clone(), route)
             .header(header::CONTENT_TYPE, content_type.clone())
             .body(Full::new(body.clone()))
     };
