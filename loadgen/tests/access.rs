@@ -11,24 +11,10 @@ use clap::Parser;
 use loadgen::cli::{Cli, Command};
 use loadgen::driver::run_strategy;
 use loadgen::results::Outcome;
-use loadgen::scenario::{Scenario, StrategySpec};
+use loadgen::scenario::StrategySpec;
 use support::faulty::{Faults, FaultyServer};
 use support::gate::{Gate, LOGIN_BODY};
-use support::{assert_lossless, hooks, run, small_scenario};
-
-/// The small test scenario against `url`, with these access flags parsed as the CLI does.
-fn scenario_with(url: &str, flags: &[&str]) -> Scenario {
-    let base = ["loadgen", "run", "--target", url];
-    let args = base.iter().chain(flags).copied();
-    let Command::Run(args) = Cli::try_parse_from(args).expect("flags parse").command else {
-        unreachable!("parsed `run`")
-    };
-    let from_flags = args.scenario.to_scenario().expect("valid scenario");
-    Scenario {
-        access: from_flags.access,
-        ..small_scenario(Some(url.to_string()))
-    }
-}
+use support::{assert_lossless, hooks, run, scenario_with_access};
 
 async fn gated(gate: Gate) -> FaultyServer {
     FaultyServer::start(Faults {
@@ -46,14 +32,14 @@ async fn a_required_header_goes_on_every_request_and_every_upgrade() {
     };
     let server = gated(gate.clone()).await;
     let spec: StrategySpec = "socketio".parse().expect("spec");
-    let err = run_strategy(&scenario_with(&server.url(), &[]), &spec, &hooks())
+    let err = run_strategy(&scenario_with_access(&server.url(), &[]), &spec, &hooks())
         .await
         .expect_err("no header, no run")
         .to_string();
     assert!(err.contains("401"), "{err}");
 
     let refused_before = gate.log.unauthorized.load(Relaxed);
-    let scenario = scenario_with(&server.url(), &["--header", "X-Api-Key: k1"]);
+    let scenario = scenario_with_access(&server.url(), &["--header", "X-Api-Key: k1"]);
     for spec in [
         "poll@200ms",
         "longpoll",
@@ -74,7 +60,7 @@ async fn a_login_cookie_goes_with_the_whole_run() {
     };
     let server = gated(gate.clone()).await;
     let spec: StrategySpec = "poll@200ms".parse().expect("spec");
-    let wrong = scenario_with(
+    let wrong = scenario_with_access(
         &server.url(),
         &["--login", "POST", "/login", "password=wrong"],
     );
@@ -88,7 +74,7 @@ async fn a_login_cookie_goes_with_the_whole_run() {
     );
 
     let refused_before = gate.log.unauthorized.load(Relaxed);
-    let right = scenario_with(&server.url(), &["--login", "post", "/login", LOGIN_BODY]);
+    let right = scenario_with_access(&server.url(), &["--login", "post", "/login", LOGIN_BODY]);
     for spec in ["poll@200ms", "sse", "socketio"] {
         assert_lossless(&run(spec, &right).await);
     }
@@ -104,7 +90,7 @@ async fn the_socketio_auth_payload_goes_with_the_namespace_connect() {
     };
     let server = gated(gate.clone()).await;
     for spec in ["socketio", "socketio-polling"] {
-        let without = run(spec, &scenario_with(&server.url(), &[])).await;
+        let without = run(spec, &scenario_with_access(&server.url(), &[])).await;
         assert_eq!(without.clients.connected, 0, "{spec}");
         assert!(
             matches!(&without.outcome, Outcome::Failed { detail } if detail.contains("no receiver could connect")),
@@ -114,7 +100,7 @@ async fn the_socketio_auth_payload_goes_with_the_namespace_connect() {
         let refused = gate.log.sockets_refused.load(Relaxed);
         assert!(refused > 0, "{spec}");
 
-        let with = scenario_with(&server.url(), &["--socketio-auth", r#"{"token":"t0k"}"#]);
+        let with = scenario_with_access(&server.url(), &["--socketio-auth", r#"{"token":"t0k"}"#]);
         assert_lossless(&run(spec, &with).await);
         assert_eq!(gate.log.sockets_refused.load(Relaxed), refused, "{spec}");
     }

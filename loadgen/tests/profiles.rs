@@ -6,28 +6,14 @@ mod support;
 use clap::Parser;
 use loadgen::cli::{Cli, Command};
 use loadgen::driver::run_strategy;
-use loadgen::scenario::{Scenario, StrategySpec};
+use loadgen::scenario::StrategySpec;
 use support::chat_api::{ChatApiServer, EVENT_PROFILE, PROFILE};
-use support::{assert_lossless, hooks, run, small_scenario};
-
-/// The small test scenario against `url`, with these flags parsed as the CLI does.
-fn scenario_with(url: &str, flags: &[&str]) -> Scenario {
-    let base = ["loadgen", "run", "--target", url];
-    let args = base.iter().chain(flags).copied();
-    let Command::Run(args) = Cli::try_parse_from(args).expect("flags parse").command else {
-        unreachable!("parsed `run`")
-    };
-    let from_flags = args.scenario.to_scenario().expect("valid scenario");
-    Scenario {
-        access: from_flags.access,
-        ..small_scenario(Some(url.to_string()))
-    }
-}
+use support::{assert_lossless, hooks, run, scenario_with_access};
 
 #[tokio::test]
 async fn a_profiled_server_is_measured_losslessly_through_socketio_sse_and_poll() {
     let server = ChatApiServer::start().await;
-    let scenario = scenario_with(&server.url(), &["--profile", PROFILE]);
+    let scenario = scenario_with_access(&server.url(), &["--profile", PROFILE]);
     for spec in [
         "socketio",
         "poll@200ms",
@@ -49,7 +35,7 @@ async fn a_profiled_server_is_measured_losslessly_through_socketio_sse_and_poll(
 #[tokio::test]
 async fn probes_sent_as_a_socketio_event_are_delivered_losslessly() {
     let server = ChatApiServer::start().await;
-    let scenario = scenario_with(&server.url(), &["--profile", EVENT_PROFILE]);
+    let scenario = scenario_with_access(&server.url(), &["--profile", EVENT_PROFILE]);
     let mut sent = 0;
     for spec in ["socketio", "poll@200ms"] {
         let results = run(spec, &scenario).await;
@@ -69,7 +55,7 @@ async fn probes_sent_as_a_socketio_event_are_delivered_losslessly() {
     let path = dir.path().join("acked.toml");
     std::fs::write(&path, acked).expect("write");
     let path = path.display().to_string();
-    let scenario = scenario_with(&server.url(), &["--profile", &path]);
+    let scenario = scenario_with_access(&server.url(), &["--profile", &path]);
     let results = run("socketio", &scenario).await;
     assert_lossless(&results);
     assert_eq!(server.taken().0, 0);
@@ -204,7 +190,7 @@ async fn profile_check_sends_by_event() {
 async fn without_its_profile_the_server_is_not_a_chat() {
     let server = ChatApiServer::start().await;
     let spec: StrategySpec = "poll@200ms".parse().expect("spec");
-    let err = run_strategy(&scenario_with(&server.url(), &[]), &spec, &hooks())
+    let err = run_strategy(&scenario_with_access(&server.url(), &[]), &spec, &hooks())
         .await
         .expect_err("not the project's server")
         .to_string();

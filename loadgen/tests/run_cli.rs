@@ -56,12 +56,7 @@ fn bad_flags_are_refused_with_the_flag_named() {
 
 #[tokio::test]
 async fn an_unreachable_target_is_a_clear_error() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = closed_port();
     let scenario = small_scenario(Some(format!("http://127.0.0.1:{port}")));
     let err = run_strategy(&scenario, &"poll".parse().expect("spec"), &hooks())
         .await
@@ -276,11 +271,7 @@ fn serve_chat_logs_like_the_server() {
 /// recorded as failed in its folder, said in one line, and exits 1.
 #[test]
 fn a_run_that_cannot_start_is_recorded_and_exits_1() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = closed_port();
     let out = tempfile::tempdir().expect("tempdir");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
@@ -306,4 +297,13 @@ fn a_run_that_cannot_start_is_recorded_and_exits_1() {
     );
     let saved = loadgen::results::Results::load(out.path()).expect("results.json");
     assert!(matches!(saved.runs[0].outcome, Outcome::Failed { .. }));
+}
+
+/// A port that was free a moment ago: nothing listens there.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }

@@ -41,6 +41,25 @@ pub fn small_scenario(target: Option<String>) -> Scenario {
     }
 }
 
+/// [`small_scenario`] against `url`, with the access flags (`--header`, `--login`, `--profile`,
+/// TLS trust …) parsed from `flags` as the CLI parses them.
+pub fn scenario_with_access(url: &str, flags: &[&str]) -> Scenario {
+    use clap::Parser as _;
+    let base = ["loadgen", "run", "--target", url];
+    let args = base.iter().chain(flags).copied();
+    let loadgen::cli::Command::Run(args) = loadgen::cli::Cli::try_parse_from(args)
+        .expect("flags parse")
+        .command
+    else {
+        unreachable!("parsed `run`")
+    };
+    let from_flags = args.scenario.to_scenario().expect("valid scenario");
+    Scenario {
+        access: from_flags.access,
+        ..small_scenario(Some(url.to_string()))
+    }
+}
+
 /// Hooks for tests: the server child (when one is started) is this crate's `loadgen` binary.
 pub fn hooks() -> RunHooks {
     RunHooks {
