@@ -241,14 +241,14 @@ async fn run_sweep(
 }
 
 /// The sweep loop, over any runner (tests pass a fake one): run, record, rewrite every report.
-pub async fn sweep_with<E: std::fmt::Display>(
+/// The sweep was checked by [`run`] (`Sweep::validate`, every strategy's preflight).
+pub(crate) async fn sweep_with<E: std::fmt::Display>(
     sweep: &Sweep,
     mut results: Results,
     runner: impl AsyncFn(&StrategySpec, &RunHooks) -> Result<RunResult, E>,
     cancel: CancellationToken,
     server_exe: Option<PathBuf>,
 ) -> Result<SweepOutcome, SweepError> {
-    sweep.validate()?;
     // Writing the empty folder first fails fast on an unwritable --out.
     report::write_all(&results, &sweep.out)?;
     let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
